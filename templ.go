@@ -1,0 +1,3 @@
+package gatehouse
+
+//go:generate go tool templ generate
