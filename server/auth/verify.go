@@ -1,0 +1,179 @@
+package auth
+
+import (
+	"crypto/subtle"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"gatehouse/server/keys"
+)
+
+// Result is the outcome of Verify.
+type Result uint8
+
+const (
+	OK           Result = iota
+	NoCredential        // 401 "no apikey"
+	Invalid             // 401 "invalid apikey": unknown client id, malformed Basic or JWT
+	Bad                 // 401 "bad apikey": wrong secret, bad JWT, disabled or expired key
+)
+
+var messages = [...]string{"", "no apikey", "invalid apikey", "bad apikey"}
+
+// Message is the Otoroshi-Error-Msg of a refusal (contract section 5); ""
+// for OK.
+func (r Result) Message() string {
+	if int(r) < len(messages) {
+		return messages[r]
+	}
+	return "bad apikey"
+}
+
+// jwtLeeway is the clock skew tolerated on exp, nbf and iat.
+const jwtLeeway = 10 * time.Second
+
+// clientIDClaims are read in this order; the first present one is the client id.
+var clientIDClaims = [...]string{"clientId", "client_id", "cid", "iss"}
+
+// hmacMethods are the only accepted JWT algorithms: the secret is shared.
+var hmacMethods = []string{"HS256", "HS384", "HS512"}
+
+// Verify checks c against the index at nowMs (epoch ms). The client id is
+// looked up first: unknown is Invalid whatever the rest says. Then the secret
+// (in constant time) or the JWT signature and time claims, then that the key
+// is usable; a failure there is Bad. For a JWT it fills in c.ClientID.
+func Verify(c *Credential, ix *keys.Index, nowMs int64) (*keys.Key, Result) {
+	switch c.Kind {
+	case None:
+		return nil, NoCredential
+	case JWT:
+		return verifyJWT(c, ix, nowMs)
+	case ClientIDOnly, ClientHeaders, Basic:
+	default:
+		return nil, Invalid
+	}
+	if c.malformed {
+		return nil, Invalid
+	}
+	k, ok := ix.Get(c.ClientID)
+	if !ok {
+		return nil, Invalid
+	}
+	if c.Kind == ClientIDOnly {
+		if !k.AllowClientIDOnly {
+			return nil, Bad
+		}
+	} else if !equalSecret(c.Secret, k.Secret) {
+		return nil, Bad
+	}
+	if !k.Usable(nowMs) {
+		return nil, Bad
+	}
+	return k, OK
+}
+
+// equalSecret compares in constant time for equal lengths, like
+// subtle.ConstantTimeCompare, without copying the strings to byte slices.
+func equalSecret(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	var v byte
+	for i := 0; i < len(a); i++ {
+		v |= a[i] ^ b[i]
+	}
+	return subtle.ConstantTimeByteEq(v, 0) == 1
+}
+
+// jwtVerifier is one reusable parser whose clock is set per call; pooled
+// because a parser's options (the clock among them) are fixed at creation.
+type jwtVerifier struct {
+	now    time.Time
+	parser *jwt.Parser
+	claims jwt.MapClaims
+	ix     *keys.Index
+	key    *keys.Key
+	keyFn  jwt.Keyfunc
+}
+
+var errUnknownClient = errors.New("unknown client id")
+
+var verifiers = sync.Pool{New: func() any {
+	v := &jwtVerifier{claims: jwt.MapClaims{}}
+	v.parser = jwt.NewParser(
+		jwt.WithValidMethods(hmacMethods),
+		jwt.WithLeeway(jwtLeeway),
+		jwt.WithIssuedAt(),
+		jwt.WithTimeFunc(func() time.Time { return v.now }),
+	)
+	v.keyFn = v.lookup
+	return v
+}}
+
+// lookup is the parser's key function: it runs after the header and claims
+// are decoded and the alg is accepted, and before the signature is checked,
+// so the key's own secret verifies the token.
+func (v *jwtVerifier) lookup(*jwt.Token) (any, error) {
+	id, ok := clientIDOf(v.claims)
+	if !ok {
+		return nil, errUnknownClient
+	}
+	k, ok := v.ix.Get(id)
+	if !ok {
+		return nil, errUnknownClient
+	}
+	v.key = k
+	return []byte(k.Secret), nil
+}
+
+func verifyJWT(c *Credential, ix *keys.Index, nowMs int64) (*keys.Key, Result) {
+	v := verifiers.Get().(*jwtVerifier)
+	defer func() {
+		if len(v.claims) > 32 {
+			v.claims = jwt.MapClaims{} // do not keep a huge map in the pool
+		} else {
+			clear(v.claims)
+		}
+		v.ix, v.key = nil, nil
+		verifiers.Put(v)
+	}()
+	v.now, v.ix = time.UnixMilli(nowMs), ix
+
+	// One verified parse. When it fails before the key function ran (alg
+	// refused or unknown), the claims are decoded all the same and the client
+	// id is looked up from them, so that an unknown id is Invalid first.
+	_, err := v.parser.ParseWithClaims(c.Token, v.claims, v.keyFn)
+	if err != nil && errors.Is(err, jwt.ErrTokenMalformed) {
+		return nil, Invalid
+	}
+	id, ok := clientIDOf(v.claims)
+	if !ok {
+		return nil, Invalid
+	}
+	c.ClientID = id
+	k := v.key
+	if k == nil {
+		if k, ok = ix.Get(id); !ok {
+			return nil, Invalid
+		}
+	}
+	if err != nil || !k.Usable(nowMs) {
+		return nil, Bad
+	}
+	return k, OK
+}
+
+// clientIDOf returns the first present client-id claim; a present claim that
+// is not a non-empty string names no key.
+func clientIDOf(claims jwt.MapClaims) (string, bool) {
+	for _, name := range clientIDClaims {
+		if v, present := claims[name]; present {
+			s, ok := v.(string)
+			return s, ok && s != ""
+		}
+	}
+	return "", false
+}
