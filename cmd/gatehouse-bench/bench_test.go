@@ -1,0 +1,53 @@
+package main
+
+import (
+	"slices"
+	"testing"
+	"time"
+)
+
+func TestParseCPUList(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string][]int{
+		"0":       {0},
+		"0-1":     {0, 1},
+		"2-3,6":   {2, 3, 6},
+		"0,4-5,7": {0, 4, 5, 7},
+		"":        nil,
+		"x":       nil,
+	} {
+		if got := parseCPUList(in); !slices.Equal(got, want) {
+			t.Errorf("parseCPUList(%q) = %v, want %v", in, got, want)
+		}
+	}
+}
+
+func TestQuickKeepsExplicitFlags(t *testing.T) {
+	t.Parallel()
+	c, err := parseFlags([]string{"--quick", "--rounds", "2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.rounds != 2 || c.duration != 300*time.Millisecond || c.keys != 20_000 || c.rate != 200 {
+		t.Errorf("quick with --rounds 2: rounds %d duration %v keys %d rate %v; want 2, 300ms, 20000, 200",
+			c.rounds, c.duration, c.keys, c.rate)
+	}
+	if _, err := parseFlags([]string{"--rounds", "0"}); err != errUsage {
+		t.Errorf("--rounds 0: err %v, want errUsage", err)
+	}
+}
+
+func TestRatiosAreTakenWithinARound(t *testing.T) {
+	t.Parallel()
+	// Round 2 ran on a slower machine state: both rows slowed alike, so the
+	// per-round ratio stays 0.9 although the medians of each row would mix rounds.
+	base := &row{rounds: []measurement{{cpuPerReq: 90 * time.Microsecond}, {cpuPerReq: 180 * time.Microsecond}, {cpuPerReq: 95 * time.Microsecond}}}
+	gw := &row{rounds: []measurement{{cpuPerReq: 100 * time.Microsecond}, {cpuPerReq: 200 * time.Microsecond}, {cpuPerReq: 105 * time.Microsecond}}}
+	v, ok := ratio(gw, base, perCore)
+	if !ok || v < 0.899 || v > 0.906 {
+		t.Errorf("per-core ratio = %v (%v), want about 0.90", v, ok)
+	}
+	if _, ok := ratio(gw, &row{}, perCore); ok {
+		t.Error("ratio against a row that never ran reported a value")
+	}
+}

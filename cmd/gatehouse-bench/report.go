@@ -1,0 +1,293 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+)
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func (r *row) median(f func(m measurement) float64) float64 {
+	xs := make([]float64, len(r.rounds))
+	for i, m := range r.rounds {
+		xs[i] = f(m)
+	}
+	return median(xs)
+}
+
+// ratio is the median over rounds of f(a's round, b's same round): ratios
+// are taken within a round, so drift between rounds cancels out.
+func ratio(a, b *row, f func(a, b measurement) float64) (float64, bool) {
+	if a == nil || b == nil {
+		return 0, false
+	}
+	var xs []float64
+	for i := range min(len(a.rounds), len(b.rounds)) {
+		if v := f(a.rounds[i], b.rounds[i]); v > 0 {
+			xs = append(xs, v)
+		}
+	}
+	if len(xs) == 0 {
+		return 0, false
+	}
+	return median(xs), true
+}
+
+// perCore compares requests per second per proxy core, that is the inverse
+// of CPU per request: a/b > 1 means a does more with one core.
+func perCore(a, b measurement) float64 {
+	if a.cpuPerReq <= 0 || b.cpuPerReq <= 0 {
+		return 0
+	}
+	return float64(b.cpuPerReq) / float64(a.cpuPerReq)
+}
+
+func rpsRatio(a, b measurement) float64 {
+	if b.rps <= 0 {
+		return 0
+	}
+	return a.rps / b.rps
+}
+
+func p99Ratio(a, b measurement) float64 {
+	if b.p99 <= 0 {
+		return 0
+	}
+	return float64(a.p99) / float64(b.p99)
+}
+
+func cpuRatio(a, b measurement) float64 {
+	if b.cpuPerReq <= 0 || a.cpuPerReq <= 0 {
+		return 0
+	}
+	return float64(a.cpuPerReq) / float64(b.cpuPerReq)
+}
+
+func ms(d float64) string { return fmt.Sprintf("%.3f", d/1e6) }
+
+func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+func thousands(n int) string {
+	s := fmt.Sprint(n)
+	var out []byte
+	for i, c := range []byte(s) {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			out = append(out, ',')
+		}
+		out = append(out, c)
+	}
+	return string(out)
+}
+
+func (b *bench) report() string {
+	var w strings.Builder
+	p := func(format string, args ...any) { fmt.Fprintf(&w, format, args...) }
+	c := b.cfg
+
+	p("## Gatehouse benchmark\n\n")
+	p("Machine: %s\n\n", machine())
+	if b.version != "" {
+		p("Gatehouse: `%s`\n\n", b.version)
+	}
+	pinned := b.pinNote
+	if b.pin.proxyCPU != "" {
+		pinned = fmt.Sprintf("load generator and upstream on CPU %s, proxy under test on CPU %s (taskset)", b.pin.loadCPU, b.pin.proxyCPU)
+	}
+	p("Method: %d round(s), configurations interleaved within each round, %v warm-up each; "+
+		"throughput: closed loop, %d keep-alive connections for %v; latency: open loop at %.0f req/s for %v, "+
+		"measured from each request's scheduled send time; medians over rounds, ratios taken within a round. "+
+		"Pinning: %s.\n\n", c.rounds, c.warmup, c.conns, c.duration, c.rate, c.duration, pinned)
+
+	base := b.row("baseline")
+	p("| configuration | req/s | proxy CPU µs/req | proxy CPU use | p50 ms | p99 ms | max ms | errors | req/s vs baseline | per core vs baseline | p99 vs baseline |\n")
+	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, r := range b.rows {
+		if len(r.rounds) == 0 {
+			p("| %s | — | — | — | — | — | — | — | — | — | — |\n", r.name)
+			continue
+		}
+		var errs uint64
+		for _, m := range r.rounds {
+			errs += m.errors
+		}
+		cpuNote := ""
+		if r.id == "direct" {
+			cpuNote = " (upstream)"
+		}
+		rr, per, p99 := "—", "—", "—"
+		if r != base && r.id != "direct" {
+			if v, ok := ratio(r, base, rpsRatio); ok {
+				rr = fmt.Sprintf("%.2f", v)
+			}
+			if v, ok := ratio(r, base, perCore); ok {
+				per = fmt.Sprintf("%.2f", v)
+			}
+			if v, ok := ratio(r, base, p99Ratio); ok {
+				p99 = fmt.Sprintf("%.2f", v)
+			}
+		}
+		p("| %s | %.0f | %.1f%s | %.0f%% | %s | %s | %s | %d | %s | %s | %s |\n", r.name,
+			r.median(func(m measurement) float64 { return m.rps }),
+			r.median(func(m measurement) float64 { return float64(m.cpuPerReq) / 1e3 }), cpuNote,
+			100*r.median(func(m measurement) float64 { return m.cpuUtil }),
+			ms(r.median(func(m measurement) float64 { return float64(m.p50) })),
+			ms(r.median(func(m measurement) float64 { return float64(m.p99) })),
+			ms(r.median(func(m measurement) float64 { return float64(m.max) })),
+			errs, rr, per, p99)
+	}
+	p("\n")
+	for _, r := range b.rows {
+		if r.skip != "" {
+			p("- %s: not measured: %s\n", r.name, r.skip)
+		}
+		for i, m := range r.rounds {
+			if m.errors > 0 {
+				p("- %s, round %d: %d errors, first: %s\n", r.name, i+1, m.errors, m.firstErr)
+			}
+		}
+	}
+	for _, n := range b.notes {
+		p("- %s\n", n)
+	}
+
+	p("\n### Memory and start-up\n\n")
+	m := b.mem
+	p("| measure | value |\n|---|---:|\n")
+	if m.smallRSS > 0 {
+		p("| RSS with %d keys, after restart | %s |\n", m.smallKeys, mib(m.smallRSS))
+	}
+	if m.largeRSS > 0 {
+		p("| RSS with %s keys, after restart | %s |\n", thousands(m.largeKeys), mib(m.largeRSS))
+	}
+	if bpk, ok := m.bytesPerKey(); ok {
+		p("| resident bytes per key | %.0f |\n", bpk)
+	}
+	if m.smallRSSAfter > 0 {
+		p("| RSS with %d keys, after the load | %s |\n", m.smallKeys, mib(m.smallRSSAfter))
+	}
+	if m.largeRSSAfter > 0 {
+		p("| RSS with %s keys, after the load | %s |\n", thousands(m.largeKeys), mib(m.largeRSSAfter))
+	}
+	if m.smallStart > 0 {
+		p("| start-up with %d keys (exec to first keyed 200) | %v |\n", m.smallKeys, m.smallStart.Round(time.Millisecond))
+	}
+	if m.largeReady > 0 {
+		p("| start-up with %s keys (exec to /health ok) | %v |\n", thousands(m.largeKeys), m.largeHealth.Round(time.Millisecond))
+		p("| start-up with %s keys (exec to a 200 with the last key loaded) | %v |\n", thousands(m.largeKeys), m.largeReady.Round(time.Millisecond))
+	}
+	if m.seedRequests > 0 {
+		p("| seeding %s keys through `POST /api/apikeys/_bulk` (%d requests) | %v |\n",
+			thousands(m.largeKeys-m.smallKeys), m.seedRequests, m.seedTime.Round(100*time.Millisecond))
+	}
+
+	p("\n### Targets\n\n| target | measured | limit | result |\n|---|---:|---:|---|\n")
+	for _, t := range b.checks() {
+		res, val := "not run", "—"
+		if t.have {
+			val = t.value
+			res = "pass"
+			if !t.ok {
+				res = "**miss**"
+			}
+		}
+		p("| %s | %s | %s | %s |\n", t.name, val, t.limit, res)
+	}
+	p("\nTotal run time: %v.\n", time.Since(b.began).Round(time.Second))
+	return w.String()
+}
+
+func (m memory) bytesPerKey() (float64, bool) {
+	if m.smallRSS <= 0 || m.largeRSS <= 0 || m.largeKeys <= m.smallKeys {
+		return 0, false
+	}
+	return float64(m.largeRSS-m.smallRSS) / float64(m.largeKeys-m.smallKeys), true
+}
+
+type check struct {
+	name, value, limit string
+	have, ok           bool
+}
+
+func (b *bench) checks() []check {
+	var out []check
+	atLeast := func(name string, a, bRow *row, f func(a, b measurement) float64, limit float64) {
+		v, ok := ratio(a, bRow, f)
+		out = append(out, check{name: name, value: fmt.Sprintf("%.2f", v), limit: fmt.Sprintf("≥ %.2f", limit), have: ok, ok: v >= limit})
+	}
+	atMost := func(name string, a, bRow *row, f func(a, b measurement) float64, limit float64, strict bool) {
+		v, ok := ratio(a, bRow, f)
+		pass := v <= limit
+		lim := fmt.Sprintf("≤ %.2f", limit)
+		if strict {
+			pass, lim = v < limit, fmt.Sprintf("< %.2f", limit)
+		}
+		out = append(out, check{name: name, value: fmt.Sprintf("%.2f", v), limit: lim, have: ok, ok: pass})
+	}
+	base, basic := b.row("baseline"), b.row("basic")
+	atLeast("Basic key + quotas: req/s per proxy core, vs baseline", basic, base, perCore, 0.90)
+	atMost(fmt.Sprintf("Basic key + quotas: p99 at %.0f req/s, vs baseline", b.cfg.rate), basic, base, p99Ratio, 1.3, false)
+	atLeast("HS256 JWT: req/s per proxy core, vs baseline", b.row("jwt"), base, perCore, 0.85)
+	atLeast(fmt.Sprintf("%s keys: req/s per proxy core, vs 10 keys", thousands(b.cfg.keys)), b.row("large"), basic, perCore, 0.95)
+	atLeast("one no-op plugin: req/s per proxy core, vs no plugin", b.row("plugin"), basic, perCore, 0.90)
+	atMost("refused 401: CPU per request, vs forwarding with a key", b.row("401"), basic, cpuRatio, 1, true)
+	atMost("refused 429: CPU per request, vs forwarding with a key", b.row("429"), basic, cpuRatio, 1, true)
+
+	ran := false
+	for _, r := range b.rows {
+		ran = ran || len(r.rounds) > 0
+	}
+	n := b.totalErrors()
+	out = append(out, check{name: "errors, all rows", value: fmt.Sprint(n), limit: "0", have: ran, ok: n == 0})
+	bpk, ok := b.mem.bytesPerKey()
+	out = append(out, check{name: "resident memory per key (contract)", value: fmt.Sprintf("%.0f B", bpk), limit: "≤ 512 B", have: ok, ok: bpk <= 512})
+	st := b.mem.largeReady
+	out = append(out, check{name: fmt.Sprintf("start-up with %s keys (contract)", thousands(smallKeys+b.cfg.keys)),
+		value: st.Round(time.Millisecond).String(), limit: "≤ 5s", have: st > 0, ok: st <= 5*time.Second})
+	return out
+}
+
+// machine describes where the numbers come from.
+func machine() string {
+	model := "unknown CPU"
+	cpus := 0
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.Lines(string(b)) {
+			k, v, _ := strings.Cut(line, ":")
+			switch strings.TrimSpace(k) {
+			case "model name":
+				model = strings.TrimSpace(v)
+			case "processor":
+				cpus++
+			}
+		}
+	}
+	kernel := "unknown kernel"
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		kernel = "Linux " + strings.TrimSpace(string(b))
+	}
+	memTotal := ""
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for line := range strings.Lines(string(b)) {
+			if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+				var kb int64
+				fmt.Sscan(strings.TrimSpace(v), &kb)
+				memTotal = fmt.Sprintf(", %.1f GiB RAM", float64(kb)/(1<<20))
+			}
+		}
+	}
+	return fmt.Sprintf("%s, %d CPUs online%s, %s, %s %s/%s", model, cpus, memTotal, kernel, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
