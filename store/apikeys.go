@@ -1,0 +1,501 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"gatehouse"
+)
+
+// MaxBulkKeys bounds one CreateAPIKeys call (contract section 2).
+const MaxBulkKeys = 10_000
+
+func keyNotFound(id string) error { return gatehouse.NotFound("apikey %q not found", id) }
+
+func keyConflict(id string) error { return gatehouse.Conflict("apikey %q already exists", id) }
+
+// prepareKey fills defaults and validates k; it touches no database.
+func prepareKey(k *gatehouse.APIKey) error {
+	k.FillDefaults()
+	return k.Validate()
+}
+
+// keyRow is a key's column values in the order of keyCols.
+type keyRow struct {
+	args     []any
+	entities []string
+}
+
+const keyCols = `client_secret, client_name, description, enabled, allow_client_id_only, read_only,
+	throttling_quota, daily_quota, monthly_quota, valid_until, authorized_entities, metadata, tags`
+
+func encodeKey(k *gatehouse.APIKey) (keyRow, error) {
+	ents, err := json.Marshal(k.AuthorizedEntities)
+	if err != nil {
+		return keyRow{}, fmt.Errorf("encode authorizedEntities: %w", err)
+	}
+	meta, err := json.Marshal(k.Metadata)
+	if err != nil {
+		return keyRow{}, fmt.Errorf("encode metadata: %w", err)
+	}
+	tags, err := json.Marshal(k.Tags)
+	if err != nil {
+		return keyRow{}, fmt.Errorf("encode tags: %w", err)
+	}
+	var until any
+	if k.ValidUntil != nil {
+		until = *k.ValidUntil
+	}
+	return keyRow{
+		args: []any{k.ClientSecret, k.ClientName, k.Description, k.Enabled, k.AllowClientIDOnly, k.ReadOnly,
+			k.ThrottlingQuota, k.DailyQuota, k.MonthlyQuota, until, string(ents), string(meta), string(tags)},
+		entities: k.AuthorizedEntities,
+	}, nil
+}
+
+// keyWriter holds the statements that insert keys inside one transaction,
+// prepared once so a bulk import does not re-parse SQL per key.
+type keyWriter struct {
+	insert, insertEntity *sql.Stmt
+	seq                  int64
+}
+
+func newKeyWriter(ctx context.Context, tx *sql.Tx) (*keyWriter, error) {
+	seq, err := nextSeq(ctx, tx, "apikeys")
+	if err != nil {
+		return nil, err
+	}
+	ins, err := tx.PrepareContext(ctx, "INSERT INTO apikeys (client_id, seq, "+keyCols+
+		") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+	if err != nil {
+		return nil, fmt.Errorf("prepare insert apikey: %w", err)
+	}
+	ent, err := tx.PrepareContext(ctx, "INSERT OR IGNORE INTO apikey_entities (client_id, entity) VALUES (?, ?)")
+	if err != nil {
+		ins.Close()
+		return nil, fmt.Errorf("prepare insert apikey entity: %w", err)
+	}
+	return &keyWriter{insert: ins, insertEntity: ent, seq: seq}, nil
+}
+
+func (w *keyWriter) Close() {
+	w.insert.Close()
+	w.insertEntity.Close()
+}
+
+func (w *keyWriter) add(ctx context.Context, k *gatehouse.APIKey) error {
+	row, err := encodeKey(k)
+	if err != nil {
+		return err
+	}
+	args := append([]any{k.ClientID, w.seq}, row.args...)
+	if _, err := w.insert.ExecContext(ctx, args...); err != nil {
+		if isUniqueViolation(err) {
+			return keyConflict(k.ClientID)
+		}
+		return fmt.Errorf("insert apikey: %w", err)
+	}
+	w.seq++
+	return writeEntities(ctx, w.insertEntity, k.ClientID, row.entities)
+}
+
+func writeEntities(ctx context.Context, stmt *sql.Stmt, clientID string, entities []string) error {
+	for _, e := range entities {
+		if _, err := stmt.ExecContext(ctx, clientID, e); err != nil {
+			return fmt.Errorf("insert apikey entity: %w", err)
+		}
+	}
+	return nil
+}
+
+func (s *Store) keyPut(k *gatehouse.APIKey) {
+	if f := s.h().APIKeyPut; f != nil {
+		f(k)
+	}
+}
+
+// CreateAPIKey stores a new key, generating a missing client id and secret;
+// a duplicate client id is a Conflict.
+func (s *Store) CreateAPIKey(ctx context.Context, k *gatehouse.APIKey) error {
+	if err := prepareKey(k); err != nil {
+		return err
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		w, err := newKeyWriter(ctx, tx)
+		if err != nil {
+			return err
+		}
+		defer w.Close()
+		return w.add(ctx, k)
+	})
+	if err != nil {
+		return err
+	}
+	s.keyPut(k)
+	return nil
+}
+
+// CreateAPIKeys stores up to MaxBulkKeys keys in one transaction, all or
+// nothing. Defaults are filled in place. A validation error's Field is
+// prefixed with the key's index ("[3].dailyQuota"); a client id that repeats
+// within ks or already exists is a Conflict naming it.
+func (s *Store) CreateAPIKeys(ctx context.Context, ks []gatehouse.APIKey) error {
+	if len(ks) > MaxBulkKeys {
+		return gatehouse.Invalid("", "at most %d keys per bulk request", MaxBulkKeys)
+	}
+	if len(ks) == 0 {
+		return nil
+	}
+	seen := make(map[string]struct{}, len(ks))
+	for i := range ks {
+		if err := prepareKey(&ks[i]); err != nil {
+			if e := gatehouse.AsError(err); e != nil {
+				field := fmt.Sprintf("[%d]", i)
+				if e.Field != "" {
+					field += "." + e.Field
+				}
+				return gatehouse.Errorf(e.Kind, field, "%s", e.Message)
+			}
+			return err
+		}
+		if _, dup := seen[ks[i].ClientID]; dup {
+			return gatehouse.Conflict("apikey %q appears more than once in the request", ks[i].ClientID)
+		}
+		seen[ks[i].ClientID] = struct{}{}
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		w, err := newKeyWriter(ctx, tx)
+		if err != nil {
+			return err
+		}
+		defer w.Close()
+		for i := range ks {
+			if err := w.add(ctx, &ks[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for i := range ks {
+		s.keyPut(&ks[i])
+	}
+	return nil
+}
+
+// UpdateAPIKey replaces an existing key.
+func (s *Store) UpdateAPIKey(ctx context.Context, k *gatehouse.APIKey) error {
+	if k.ClientID == "" {
+		return gatehouse.Invalid("clientId", "must not be empty")
+	}
+	if err := prepareKey(k); err != nil {
+		return err
+	}
+	row, err := encodeKey(k)
+	if err != nil {
+		return err
+	}
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE apikeys SET client_secret = ?, client_name = ?, description = ?,
+			enabled = ?, allow_client_id_only = ?, read_only = ?, throttling_quota = ?, daily_quota = ?,
+			monthly_quota = ?, valid_until = ?, authorized_entities = ?, metadata = ?, tags = ?
+			WHERE client_id = ?`, append(row.args, k.ClientID)...)
+		if err != nil {
+			return fmt.Errorf("update apikey: %w", err)
+		}
+		if err := affected(res, keyNotFound(k.ClientID)); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "DELETE FROM apikey_entities WHERE client_id = ?", k.ClientID); err != nil {
+			return fmt.Errorf("update apikey entities: %w", err)
+		}
+		stmt, err := tx.PrepareContext(ctx, "INSERT OR IGNORE INTO apikey_entities (client_id, entity) VALUES (?, ?)")
+		if err != nil {
+			return fmt.Errorf("update apikey entities: %w", err)
+		}
+		defer stmt.Close()
+		return writeEntities(ctx, stmt, k.ClientID, row.entities)
+	})
+	if err != nil {
+		return err
+	}
+	s.keyPut(k)
+	return nil
+}
+
+// DeleteAPIKey removes a key and its quota counters.
+func (s *Store) DeleteAPIKey(ctx context.Context, clientID string) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "DELETE FROM apikeys WHERE client_id = ?", clientID)
+		if err != nil {
+			return fmt.Errorf("delete apikey: %w", err)
+		}
+		if err := affected(res, keyNotFound(clientID)); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "DELETE FROM counters WHERE client_id = ?", clientID); err != nil {
+			return fmt.Errorf("delete apikey counters: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if f := s.h().APIKeyDelete; f != nil {
+		f(clientID)
+	}
+	return nil
+}
+
+const keySelect = "SELECT client_id, " + keyCols + " FROM apikeys"
+
+func scanKey(r rowScanner) (gatehouse.APIKey, error) {
+	var k gatehouse.APIKey
+	var until sql.NullInt64
+	var ents, meta, tags []byte
+	if err := r.Scan(&k.ClientID, &k.ClientSecret, &k.ClientName, &k.Description, &k.Enabled,
+		&k.AllowClientIDOnly, &k.ReadOnly, &k.ThrottlingQuota, &k.DailyQuota, &k.MonthlyQuota,
+		&until, &ents, &meta, &tags); err != nil {
+		return k, err
+	}
+	if until.Valid {
+		k.ValidUntil = &until.Int64
+	}
+	if err := json.Unmarshal(ents, &k.AuthorizedEntities); err != nil {
+		return k, fmt.Errorf("decode authorizedEntities: %w", err)
+	}
+	if err := json.Unmarshal(meta, &k.Metadata); err != nil {
+		return k, fmt.Errorf("decode metadata: %w", err)
+	}
+	if err := json.Unmarshal(tags, &k.Tags); err != nil {
+		return k, fmt.Errorf("decode tags: %w", err)
+	}
+	k.FillDefaults() // JSON null decodes to nil; answer [] and {}
+	return k, nil
+}
+
+// GetAPIKey returns the key with clientID, or NotFound.
+func (s *Store) GetAPIKey(ctx context.Context, clientID string) (gatehouse.APIKey, error) {
+	k, err := scanKey(s.r.QueryRowContext(ctx, keySelect+" WHERE client_id = ?", clientID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return gatehouse.APIKey{}, keyNotFound(clientID)
+	}
+	if err != nil {
+		return gatehouse.APIKey{}, fmt.Errorf("get apikey: %w", err)
+	}
+	return k, nil
+}
+
+// ListAPIKeys returns one page of keys in creation order and the total that
+// match f. A ServiceID that does not exist is NotFound.
+func (s *Store) ListAPIKeys(ctx context.Context, f gatehouse.KeyFilter, p gatehouse.Page) ([]gatehouse.APIKey, int, error) {
+	ks := []gatehouse.APIKey{}
+	var total int
+	err := s.read(ctx, func(tx *sql.Tx) error {
+		var where []string
+		var args []any
+		if f.GroupID != "" {
+			where = append(where, "client_id IN (SELECT client_id FROM apikey_entities WHERE entity = ?)")
+			args = append(args, gatehouse.GroupEntity(f.GroupID))
+		}
+		if f.ServiceID != "" {
+			var groupID string
+			err := tx.QueryRowContext(ctx, "SELECT group_id FROM services WHERE id = ?", f.ServiceID).Scan(&groupID)
+			if errors.Is(err, sql.ErrNoRows) {
+				return serviceNotFound(f.ServiceID)
+			}
+			if err != nil {
+				return fmt.Errorf("list apikeys: %w", err)
+			}
+			where = append(where, "client_id IN (SELECT client_id FROM apikey_entities WHERE entity IN (?, ?))")
+			args = append(args, gatehouse.ServiceEntity(f.ServiceID), gatehouse.GroupEntity(groupID))
+		}
+		if f.Enabled != nil {
+			where = append(where, "enabled = ?")
+			args = append(args, *f.Enabled)
+		}
+		if f.Q != "" {
+			where = append(where, `(client_id LIKE ? ESCAPE '\' OR client_name LIKE ? ESCAPE '\')`)
+			q := likeArg(f.Q)
+			args = append(args, q, q)
+		}
+		cond := ""
+		if len(where) > 0 {
+			cond = " WHERE " + strings.Join(where, " AND ")
+		}
+		if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM apikeys"+cond, args...).Scan(&total); err != nil {
+			return fmt.Errorf("count apikeys: %w", err)
+		}
+		rows, err := tx.QueryContext(ctx, keySelect+cond+" ORDER BY seq LIMIT ? OFFSET ?", append(args, p.Limit(), p.Offset())...)
+		if err != nil {
+			return fmt.Errorf("list apikeys: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			k, err := scanKey(rows)
+			if err != nil {
+				return fmt.Errorf("list apikeys: %w", err)
+			}
+			ks = append(ks, k)
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("list apikeys: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return ks, total, nil
+}
+
+// CountAPIKeys returns how many keys are stored.
+func (s *Store) CountAPIKeys(ctx context.Context) (int, error) {
+	var n int
+	if err := s.r.QueryRowContext(ctx, "SELECT COUNT(*) FROM apikeys").Scan(&n); err != nil {
+		return 0, fmt.Errorf("count apikeys: %w", err)
+	}
+	return n, nil
+}
+
+// ScanKeyAuth calls fn with every key, filling only what authentication,
+// authorization and quotas need: client id and secret, enabled,
+// allowClientIdOnly, readOnly, the three quotas, validUntil and
+// authorizedEntities. k is reused between calls (copy it to keep it); its
+// AuthorizedEntities slice is fresh each call, and equal entity strings are
+// shared between keys to keep a million keys small in memory.
+func (s *Store) ScanKeyAuth(ctx context.Context, fn func(k *gatehouse.APIKey) error) error {
+	rows, err := s.r.QueryContext(ctx, `SELECT client_id, client_secret, enabled, allow_client_id_only, read_only,
+		throttling_quota, daily_quota, monthly_quota, valid_until, authorized_entities FROM apikeys`)
+	if err != nil {
+		return fmt.Errorf("scan apikeys: %w", err)
+	}
+	defer rows.Close()
+	var (
+		k                                 gatehouse.APIKey
+		enabled, idOnly, readOnly         intCol
+		throttling, daily, monthly, until intCol
+		ents                              string
+		intern                            = map[string]string{}
+	)
+	for rows.Next() {
+		k = gatehouse.APIKey{}
+		if err := rows.Scan(&k.ClientID, &k.ClientSecret, &enabled, &idOnly, &readOnly,
+			&throttling, &daily, &monthly, &until, &ents); err != nil {
+			return fmt.Errorf("scan apikeys: %w", err)
+		}
+		k.Enabled, k.AllowClientIDOnly, k.ReadOnly = enabled.v != 0, idOnly.v != 0, readOnly.v != 0
+		k.ThrottlingQuota, k.DailyQuota, k.MonthlyQuota = throttling.v, daily.v, monthly.v
+		if until.valid {
+			v := until.v
+			k.ValidUntil = &v
+		}
+		k.AuthorizedEntities, err = decodeEntities(ents, intern)
+		if err != nil {
+			return fmt.Errorf("scan apikey %q: %w", k.ClientID, err)
+		}
+		if err := fn(&k); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("scan apikeys: %w", err)
+	}
+	return nil
+}
+
+// intCol scans an INTEGER column (NULL allowed) as an sql.Scanner, which
+// database/sql calls directly instead of taking its reflection path for
+// *int64, which is measurably slower over a million rows.
+type intCol struct {
+	v     int64
+	valid bool
+}
+
+func (c *intCol) Scan(src any) error {
+	switch x := src.(type) {
+	case int64:
+		c.v, c.valid = x, true
+	case bool: // a column declared BOOLEAN
+		c.v, c.valid = 0, true
+		if x {
+			c.v = 1
+		}
+	case nil:
+		c.v, c.valid = 0, false
+	default:
+		return fmt.Errorf("want an integer, got %T", src)
+	}
+	return nil
+}
+
+// decodeEntities decodes a JSON array of strings as the store writes it
+// (json.Marshal of []string). Strings without escapes, which is every valid
+// entity, are cut out directly; anything else goes through encoding/json.
+// Results are interned in intern.
+func decodeEntities(b string, intern map[string]string) ([]string, error) {
+	if len(b) < 2 || b[0] != '[' || b[len(b)-1] != ']' {
+		return slowEntities(b)
+	}
+	body := b[1 : len(b)-1]
+	if len(body) == 0 {
+		return []string{}, nil
+	}
+	n := 1
+	for i := 0; i < len(body); i++ {
+		switch body[i] {
+		case ',':
+			n++
+		case '\\', ' ', '\t', '\n', '\r':
+			return slowEntities(b)
+		}
+	}
+	out := make([]string, 0, n)
+	for len(body) > 0 {
+		if len(body) < 2 || body[0] != '"' {
+			return slowEntities(b)
+		}
+		end := 1
+		for end < len(body) && body[end] != '"' {
+			end++
+		}
+		if end == len(body) {
+			return slowEntities(b)
+		}
+		raw := body[1:end]
+		str, ok := intern[raw]
+		if !ok {
+			str = strings.Clone(raw) // not a slice of b: that would pin the whole row's JSON
+			intern[str] = str
+		}
+		out = append(out, str)
+		body = body[end+1:]
+		if len(body) > 0 {
+			if body[0] != ',' {
+				return slowEntities(b)
+			}
+			body = body[1:]
+			if len(body) == 0 {
+				return slowEntities(b)
+			}
+		}
+	}
+	return out, nil
+}
+
+func slowEntities(b string) ([]string, error) {
+	out := []string{}
+	if err := json.Unmarshal([]byte(b), &out); err != nil {
+		return nil, fmt.Errorf("decode authorizedEntities: %w", err)
+	}
+	if out == nil {
+		out = []string{}
+	}
+	return out, nil
+}
