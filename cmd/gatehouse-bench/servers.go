@@ -10,9 +10,10 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
-	"sync"
 	"syscall"
 	"time"
+
+	"gatehouse/server"
 )
 
 // upstreamBody is what the minimal upstream answers: small, so the benchmark
@@ -66,37 +67,6 @@ func runUpstream(args []string) error {
 	}))
 }
 
-// newUpstreamTransport is the baseline's transport, the same settings as the
-// gateway's (server/gateway.go): the comparison is only fair when both
-// proxies dial, pool and time out alike. Keep the two in step.
-func newUpstreamTransport() *http.Transport {
-	return &http.Transport{
-		Proxy:                 nil,
-		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          1024,
-		MaxIdleConnsPerHost:   256,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ExpectContinueTimeout: time.Second,
-		ResponseHeaderTimeout: 30 * time.Second,
-	}
-}
-
-// bufferPool recycles the ReverseProxy's 32 KiB copy buffers.
-type bufferPool struct{ p sync.Pool }
-
-func (b *bufferPool) Get() []byte {
-	if v, ok := b.p.Get().(*[]byte); ok {
-		return *v
-	}
-	return make([]byte, 32<<10)
-}
-
-func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
-
-var _ httputil.BufferPool = (*bufferPool)(nil)
-
 // newBaselineProxy is the least a Go reverse proxy does: rewrite the URL to
 // the upstream and set X-Forwarded-*; no routing, no keys, no quotas.
 func newBaselineProxy(upstream *url.URL) *httputil.ReverseProxy {
@@ -105,8 +75,10 @@ func newBaselineProxy(upstream *url.URL) *httputil.ReverseProxy {
 			pr.SetURL(upstream)
 			pr.SetXForwarded()
 		},
-		Transport:  newUpstreamTransport(),
-		BufferPool: new(bufferPool),
+		// The gateway's own transport and buffer pool: the comparison is only
+		// fair when both proxies dial, pool and time out alike.
+		Transport:  server.NewTransport(30 * time.Second),
+		BufferPool: server.NewBufferPool(),
 	}
 }
 

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+
+	"gatehouse/server"
+	"gatehouse/store"
+)
+
+var logLevels = map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}
+
+// serve opens the store, bootstraps credentials, and runs until ctx is done.
+func serve(ctx context.Context, c config, getenv func(string) string, stdout, stderr io.Writer) error {
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevels[c.logLevel]}))
+	c.Logger = log
+	st, err := store.Open(ctx, c.DB)
+	if err != nil {
+		return fmt.Errorf("open db: %w", err)
+	}
+	defer st.Close()
+
+	boot, err := bootstrap(ctx, st, getenv)
+	if err != nil {
+		return err
+	}
+	if boot != nil {
+		boot.print(stdout)
+	}
+
+	var demo *demoSetup
+	if c.Demo {
+		echo, err := startEcho()
+		if err != nil {
+			return fmt.Errorf("start demo echo upstream: %w", err)
+		}
+		defer echo.Close()
+		if demo, err = ensureDemo(ctx, st, echo.Addr().String()); err != nil {
+			return err
+		}
+	}
+
+	srv, err := server.New(ctx, c.Config, st)
+	if err != nil {
+		return err
+	}
+	return srv.Run(ctx, func(proxy, admin net.Addr) {
+		log.Info("gatehouse listening", "proxy", proxy.String(), "admin", admin.String(), "db", c.DB, "version", version)
+		fmt.Fprintf(stdout, "Gatehouse %s\n  gateway:   %s\n  dashboard: %s (user admin)\n", version,
+			baseURL(proxy, c.ProxyTLSCert != ""), baseURL(admin, false))
+		if demo != nil {
+			demo.print(stdout, baseURL(proxy, c.ProxyTLSCert != ""))
+		}
+	})
+}
+
+// baseURL is how a person on this machine reaches a bound listener.
+func baseURL(a net.Addr, tlsOn bool) string {
+	scheme := "http"
+	if tlsOn {
+		scheme = "https"
+	}
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return scheme + "://" + a.String()
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "localhost"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
+}
+
+// startEcho serves the demo upstream on a free loopback port: it answers
+// every request with what it received, as JSON.
+func startEcho() (net.Listener, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	go http.Serve(ln, http.HandlerFunc(echoHandler)) //nolint:errcheck // ends when ln is closed
+	return ln, nil
+}
+
+func echoHandler(w http.ResponseWriter, r *http.Request) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "{\n  \"method\": %q,\n  \"path\": %q,\n  \"query\": %q,\n  \"headers\": {", r.Method, r.URL.Path, r.URL.RawQuery)
+	first := true
+	for _, k := range slices.Sorted(maps.Keys(r.Header)) {
+		if !first {
+			b.WriteString(",")
+		}
+		first = false
+		fmt.Fprintf(&b, "\n    %q: %q", k, strings.Join(r.Header[k], ", "))
+	}
+	b.WriteString("\n  }\n}\n")
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = io.WriteString(w, b.String())
+}

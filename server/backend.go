@@ -1,0 +1,39 @@
+package server
+
+import (
+	"context"
+
+	"gatehouse"
+	"gatehouse/store"
+)
+
+// backend is what the admin API and the dashboard write through: the store
+// (whose hooks update the gateway before a write returns) plus the in-memory
+// quota counters and the plugin host's checks.
+type backend struct {
+	*store.Store
+	s *Server
+}
+
+// Usage answers a key's quota usage from the in-memory counters.
+func (b backend) Usage(ctx context.Context, clientID string) (gatehouse.QuotaUsage, error) {
+	k, ok := b.s.keys.Get(clientID)
+	if !ok {
+		return gatehouse.QuotaUsage{}, gatehouse.NotFound("api key %q not found", clientID)
+	}
+	return b.s.quotas.Usage(clientID, limitsOf(k)), nil
+}
+
+// ResetUsage sets a key's counters to zero, in memory and in SQLite.
+func (b backend) ResetUsage(ctx context.Context, clientID string) error {
+	if _, ok := b.s.keys.Get(clientID); !ok {
+		return gatehouse.NotFound("api key %q not found", clientID)
+	}
+	b.s.quotas.Reset(clientID)
+	return b.Store.DeleteCounters(ctx, clientID)
+}
+
+// CheckWasm compiles a module and checks its http-wasm exports before it is stored.
+func (b backend) CheckWasm(ctx context.Context, wasm []byte) error {
+	return b.s.plugins.Check(ctx, wasm)
+}

@@ -1,0 +1,67 @@
+package server
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics are the gateway's Prometheus series, served on the admin listener.
+type metrics struct {
+	registry        *prometheus.Registry
+	requests        *prometheus.CounterVec
+	duration        *prometheus.HistogramVec
+	upstream        *prometheus.HistogramVec
+	quotaRefusals   *prometheus.CounterVec
+	counterFlushes  prometheus.Counter
+	flushFailures   prometheus.Counter
+	keysLoaded      prometheus.GaugeFunc
+	pluginFailures  *prometheus.CounterVec
+	statusLabels    [600]string // "200" etc. precomputed: no strconv per request
+	latencyBuckets  []float64
+	registeredExtra []prometheus.Collector
+}
+
+func newMetrics(keyCount func() float64) *metrics {
+	m := &metrics{registry: prometheus.NewRegistry()}
+	for i := range m.statusLabels {
+		m.statusLabels[i] = strconv.Itoa(i)
+	}
+	buckets := []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gatehouse_requests_total", Help: "Gateway requests by service and status code.",
+	}, []string{"service", "code"})
+	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "gatehouse_request_duration_seconds", Help: "Time from request to response headers, by service.", Buckets: buckets,
+	}, []string{"service"})
+	m.upstream = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "gatehouse_upstream_duration_seconds", Help: "Time from sending to the upstream until its response headers, by service.", Buckets: buckets,
+	}, []string{"service"})
+	m.quotaRefusals = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gatehouse_quota_refusals_total", Help: "Calls refused with 429, by quota.",
+	}, []string{"quota"})
+	m.counterFlushes = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "gatehouse_counter_flushes_total", Help: "Completed writes of quota counters to SQLite.",
+	})
+	m.flushFailures = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "gatehouse_counter_flush_failures_total", Help: "Failed writes of quota counters to SQLite.",
+	})
+	m.keysLoaded = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "gatehouse_apikeys", Help: "API keys in the in-memory index.",
+	}, keyCount)
+	m.pluginFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gatehouse_plugin_failures_total", Help: "Requests answered 502/503 because of a plugin, by service.",
+	}, []string{"service"})
+	m.registry.MustRegister(m.requests, m.duration, m.upstream, m.quotaRefusals, m.counterFlushes,
+		m.flushFailures, m.keysLoaded, m.pluginFailures,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) status(code int) string {
+	if code >= 0 && code < len(m.statusLabels) {
+		return m.statusLabels[code]
+	}
+	return strconv.Itoa(code)
+}

@@ -1,0 +1,351 @@
+// Package server is Gatehouse's HTTP side: the gateway pipeline on the proxy
+// listener, and the admin REST API and dashboard on the admin listener. It
+// keeps the in-memory state the gateway reads (key index, routing table,
+// quota counters, plugin pools) in step with the store.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"gatehouse"
+	"gatehouse/plugins"
+	"gatehouse/server/admin"
+	"gatehouse/server/auth"
+	"gatehouse/server/dashboard"
+	"gatehouse/server/keys"
+	"gatehouse/server/quota"
+	"gatehouse/server/route"
+	"gatehouse/store"
+)
+
+// Config is the process configuration the server runs with, parsed and
+// validated once by cmd/gatehouse.
+type Config struct {
+	ProxyAddr       string
+	AdminAddr       string
+	Location        *time.Location
+	FlushInterval   time.Duration
+	UpstreamTimeout time.Duration
+	ShutdownTimeout time.Duration
+	TrustedProxies  []netip.Prefix
+	ProxyTLSCert    string
+	ProxyTLSKey     string
+	WasmCache       string
+	Logger          *slog.Logger
+	Now             func() time.Time // nil: time.Now
+}
+
+// Server owns the store and every in-memory view of it.
+type Server struct {
+	cfg     Config
+	store   *store.Store
+	keys    *keys.Index
+	quotas  *quota.Manager
+	plugins *plugins.Host
+	routes  atomic.Pointer[route.Table]
+	metrics *metrics
+	gateway *Gateway
+	admin   http.Handler
+	log     *slog.Logger
+
+	rebuildMu sync.Mutex        // one routing-table rebuild at a time
+	loaded    map[string]string // plugin id -> sha256 loaded in the host
+}
+
+// New loads the key index, quota counters, plugins and routing table from st
+// and hooks st so that every later write reaches them before it returns.
+func New(ctx context.Context, cfg Config, st *store.Store) (*Server, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Location == nil {
+		cfg.Location = time.UTC
+	}
+	s := &Server{
+		cfg:    cfg,
+		store:  st,
+		keys:   keys.NewIndex(),
+		quotas: quota.NewManager(cfg.Location, cfg.Now),
+		log:    cfg.Logger,
+		loaded: map[string]string{},
+	}
+	s.metrics = newMetrics(func() float64 { return float64(s.keys.Len()) })
+
+	start := time.Now()
+	if err := st.ScanKeyAuth(ctx, func(k *gatehouse.APIKey) error {
+		s.keys.Put(keys.FromAPIKey(k))
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("load api keys: %w", err)
+	}
+	day, month := s.quotas.Periods()
+	if err := st.ScanCounters(ctx, []string{day, month}, s.quotas.Load); err != nil {
+		return nil, fmt.Errorf("load quota counters: %w", err)
+	}
+	s.log.Info("api keys loaded", "keys", s.keys.Len(), "dur_ms", time.Since(start).Milliseconds())
+
+	host, err := plugins.NewHost(ctx, plugins.Config{CacheDir: cfg.WasmCache, Logger: cfg.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("start plugin host: %w", err)
+	}
+	s.plugins = host
+
+	s.gateway = newGateway(GatewayConfig{
+		TrustedProxies:  cfg.TrustedProxies,
+		UpstreamTimeout: cfg.UpstreamTimeout,
+		TLS:             cfg.ProxyTLSCert != "",
+		Now:             cfg.Now,
+		Logger:          cfg.Logger,
+	}, &s.routes, s.keys, s.quotas, s.metrics)
+	if err := s.rebuild(ctx); err != nil {
+		return nil, err
+	}
+	st.SetHooks(store.Hooks{
+		APIKeyPut:    func(k *gatehouse.APIKey) { s.keys.Put(keys.FromAPIKey(k)) },
+		APIKeyDelete: func(id string) { s.keys.Delete(id); s.quotas.Forget(id) },
+		CatalogChanged: func() {
+			if err := s.rebuild(context.Background()); err != nil {
+				s.log.Error("rebuild routing table", "err", err)
+			}
+		},
+	})
+	s.admin = s.adminHandler()
+	return s, nil
+}
+
+// rebuild reloads changed plugins and swaps in a fresh routing table.
+func (s *Server) rebuild(ctx context.Context) error {
+	s.rebuildMu.Lock()
+	defer s.rebuildMu.Unlock()
+	ps, err := s.store.ListPlugins(ctx)
+	if err != nil {
+		return fmt.Errorf("list plugins: %w", err)
+	}
+	present := map[string]bool{}
+	for _, p := range ps {
+		present[p.ID] = true
+		if s.loaded[p.ID] == pluginVersion(p) {
+			continue
+		}
+		wasm, err := s.store.PluginWasm(ctx, p.ID)
+		if err != nil {
+			return fmt.Errorf("read plugin %s: %w", p.ID, err)
+		}
+		if err := s.plugins.Load(ctx, p, wasm); err != nil {
+			s.log.Error("load plugin", "plugin", p.ID, "err", err)
+			continue
+		}
+		s.loaded[p.ID] = pluginVersion(p)
+	}
+	for id := range s.loaded {
+		if !present[id] {
+			s.plugins.Remove(ctx, id)
+			delete(s.loaded, id)
+		}
+	}
+	services, err := s.store.AllServices(ctx)
+	if err != nil {
+		return fmt.Errorf("list services: %w", err)
+	}
+	t := route.Build(services, func(id string, err error) {
+		s.log.Error("service left out of routing", "service", id, "err", err)
+	})
+	for _, rt := range t.Routes {
+		var chain *plugins.Chain
+		if len(rt.Service.Plugins) > 0 {
+			c, err := s.plugins.Chain(rt.Service.ID, rt.Service.Plugins)
+			if err != nil {
+				s.log.Error("plugin chain", "service", rt.Service.ID, "err", err)
+				continue // forwarder stays nil: the service answers 502 rather than skip its plugins
+			}
+			chain = c
+		}
+		rt.Handler = s.gateway.newForwarder(chain)
+	}
+	s.routes.Store(t)
+	return nil
+}
+
+// pluginVersion changes whenever the host must reload a plugin: new bytes or new limits.
+func pluginVersion(p gatehouse.Plugin) string {
+	return fmt.Sprintf("%s/%d/%d/%d", p.SHA256, p.MemoryLimitPages, p.TimeoutMs, p.PoolSize)
+}
+
+// Gateway is the proxy listener's handler.
+func (s *Server) Gateway() http.Handler { return s.gateway }
+
+// Admin is the admin listener's handler: REST API, metrics, health, dashboard.
+func (s *Server) Admin() http.Handler { return s.admin }
+
+func (s *Server) adminHandler() http.Handler {
+	r := mux.NewRouter()
+	r.SkipClean(true)
+	admin.Register(r, admin.Config{
+		Backend:      backend{s.store, s},
+		Authenticate: s.authenticateAdmin,
+		Metrics:      promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}),
+		Logger:       s.log,
+	})
+	dashboard.New(dashboard.Config{
+		Backend:    backend{s.store, s},
+		Logger:     s.log,
+		GatewayURL: gatewayURL(s.cfg.ProxyAddr, s.cfg.ProxyTLSCert != ""),
+		Now:        s.cfg.Now,
+	}).Register(r)
+	return r
+}
+
+// authenticateAdmin admits an API key of admin-api-group presented in a header.
+func (s *Server) authenticateAdmin(r *http.Request) error {
+	cred := auth.Extract(r, auth.HeadersOnly)
+	k, res := auth.Verify(&cred, s.keys, s.cfg.Now().UnixMilli())
+	if res != auth.OK {
+		return errors.New(res.Message())
+	}
+	if !k.InGroup(gatehouse.AdminGroupID) {
+		return errors.New("apikey not authorized on the admin api")
+	}
+	return nil
+}
+
+// Run serves both listeners until ctx is done, then shuts down gracefully:
+// stop accepting, finish in-flight requests within ShutdownTimeout, flush
+// counters. ready, when not nil, is called with the bound addresses.
+func (s *Server) Run(ctx context.Context, ready func(proxy, admin net.Addr)) error {
+	proxyLn, err := net.Listen("tcp", s.cfg.ProxyAddr)
+	if err != nil {
+		return fmt.Errorf("listen proxy %s: %w", s.cfg.ProxyAddr, err)
+	}
+	adminLn, err := net.Listen("tcp", s.cfg.AdminAddr)
+	if err != nil {
+		proxyLn.Close()
+		return fmt.Errorf("listen admin %s: %w", s.cfg.AdminAddr, err)
+	}
+	proxySrv := s.httpServer(s.gateway)
+	adminSrv := s.httpServer(s.admin)
+	if s.cfg.ProxyTLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(s.cfg.ProxyTLSCert, s.cfg.ProxyTLSKey)
+		if err != nil {
+			proxyLn.Close()
+			adminLn.Close()
+			return fmt.Errorf("load proxy tls: %w", err)
+		}
+		proxySrv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		proxyLn = tls.NewListener(proxyLn, proxySrv.TLSConfig)
+	}
+	if ready != nil {
+		ready(proxyLn.Addr(), adminLn.Addr())
+	}
+
+	errc := make(chan error, 2)
+	go func() { errc <- serve(proxySrv, proxyLn) }()
+	go func() { errc <- serve(adminSrv, adminLn) }()
+	flushDone := make(chan struct{})
+	flushCtx, stopFlush := context.WithCancel(context.Background())
+	go func() { defer close(flushDone); s.flushLoop(flushCtx) }()
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	s.log.Info("shutting down", "timeout", s.cfg.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, srv := range []*http.Server{proxySrv, adminSrv} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Shutdown(sctx); err != nil {
+				s.log.Warn("in-flight requests cut at shutdown timeout", "err", err)
+				srv.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	stopFlush()
+	<-flushDone
+	if err := s.Flush(context.Background()); err != nil {
+		return errors.Join(runErr, fmt.Errorf("final counter flush: %w", err))
+	}
+	if err := s.plugins.Close(context.Background()); err != nil {
+		s.log.Warn("close plugin host", "err", err)
+	}
+	return runErr
+}
+
+func serve(srv *http.Server, ln net.Listener) error {
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func (s *Server) httpServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+}
+
+func (s *Server) flushLoop(ctx context.Context) {
+	t := time.NewTicker(s.cfg.FlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.Flush(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error("flush quota counters", "err", err)
+			}
+		}
+	}
+}
+
+// Flush writes the quota counters touched since the last flush, in one transaction.
+func (s *Server) Flush(ctx context.Context) error {
+	err := s.quotas.Flush(ctx, s.store.SaveCounters)
+	if err != nil {
+		s.metrics.flushFailures.Inc()
+		return err
+	}
+	s.metrics.counterFlushes.Inc()
+	return nil
+}
+
+// gatewayURL is the base URL curl lines use to reach the proxy listener.
+func gatewayURL(addr string, tlsOn bool) string {
+	scheme := "http"
+	if tlsOn {
+		scheme = "https"
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return scheme + "://" + addr
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" || host == "127.0.0.1" {
+		host = "localhost"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
+}
