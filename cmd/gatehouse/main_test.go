@@ -505,8 +505,14 @@ func TestSIGKILLLosesAtMostOneFlush(t *testing.T) {
 	mu.Unlock()
 	f0 := c.flushes(t)
 	for c.flushes(t) < f0+2 {
-		if _, err := callKey(c.proxy); err != nil {
+		code, err := callKey(c.proxy)
+		if err != nil {
 			t.Fatal(err)
+		}
+		if code == 200 {
+			mu.Lock()
+			ok++
+			mu.Unlock()
 		}
 	}
 	if err := c.cmd.Process.Kill(); err != nil {
@@ -525,7 +531,10 @@ func TestSIGKILLLosesAtMostOneFlush(t *testing.T) {
 	if stored < int64(r0) {
 		t.Errorf("a completed flush was lost: stored %d < %d calls answered before two later flushes", stored, r0)
 	}
-	if stored > int64(total) {
-		t.Errorf("stored %d calls but only %d were admitted", stored, total)
+	// Calls in flight at the kill may have been counted without their answer
+	// arriving: at most one per client.
+	const inFlight = 4
+	if stored > int64(total+inFlight) {
+		t.Errorf("stored %d calls but only %d were answered (+%d in flight)", stored, total, inFlight)
 	}
 }
