@@ -207,6 +207,7 @@ func (s *Server) adminHandler() http.Handler {
 		Logger:     s.log,
 		GatewayURL: gatewayURL(s.cfg.ProxyAddr, s.cfg.ProxyTLSCert != ""),
 		Now:        s.cfg.Now,
+		Location:   s.cfg.Location,
 	}).Register(r)
 	return r
 }

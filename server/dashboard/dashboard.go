@@ -1,0 +1,313 @@
+// Package dashboard serves the browser dashboard of the admin listener:
+// server-rendered templ pages made live with htmx, behind a login with
+// SQLite-backed sessions and cross-site forgery protection. Every write goes
+// through the Backend (the store), whose hooks keep the gateway in step.
+package dashboard
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/a-h/templ"
+	"github.com/gorilla/mux"
+
+	"gatehouse"
+	"gatehouse/assets"
+	"gatehouse/views"
+)
+
+// Backend is what the dashboard needs: the store's methods (same signatures)
+// plus live quota usage and a wasm check from the gateway.
+type Backend interface {
+	ListGroups(ctx context.Context, p gatehouse.Page) ([]gatehouse.Group, int, error)
+	GetGroup(ctx context.Context, id string) (gatehouse.Group, error)
+	CreateGroup(ctx context.Context, g *gatehouse.Group) error
+	UpdateGroup(ctx context.Context, g *gatehouse.Group) error
+	DeleteGroup(ctx context.Context, id string) error
+
+	ListServices(ctx context.Context, f gatehouse.ServiceFilter, p gatehouse.Page) ([]gatehouse.Service, int, error)
+	GetService(ctx context.Context, id string) (gatehouse.Service, error)
+	CreateService(ctx context.Context, s *gatehouse.Service) error
+	UpdateService(ctx context.Context, s *gatehouse.Service) error
+	DeleteService(ctx context.Context, id string) error
+
+	ListAPIKeys(ctx context.Context, f gatehouse.KeyFilter, p gatehouse.Page) ([]gatehouse.APIKey, int, error)
+	GetAPIKey(ctx context.Context, clientID string) (gatehouse.APIKey, error)
+	CreateAPIKey(ctx context.Context, k *gatehouse.APIKey) error
+	UpdateAPIKey(ctx context.Context, k *gatehouse.APIKey) error
+	DeleteAPIKey(ctx context.Context, clientID string) error
+	KeyCounters(ctx context.Context, clientID, fromPeriod, toPeriod string) ([]gatehouse.Counter, error)
+
+	ListPlugins(ctx context.Context) ([]gatehouse.Plugin, error)
+	CreatePlugin(ctx context.Context, p *gatehouse.Plugin, wasm []byte) error
+	GetPlugin(ctx context.Context, id string) (gatehouse.Plugin, error)
+	DeletePlugin(ctx context.Context, id string) error
+
+	UserPasswordHash(ctx context.Context, username string) (string, error)
+	CreateSession(ctx context.Context, s gatehouse.Session) error
+	GetSession(ctx context.Context, tokenHash string) (gatehouse.Session, error)
+	DeleteSession(ctx context.Context, tokenHash string) error
+	DeleteExpiredSessions(ctx context.Context, nowUnix int64) error
+
+	// Usage is a key's live quota consumption (the gateway's in-memory counters).
+	Usage(ctx context.Context, clientID string) (gatehouse.QuotaUsage, error)
+	// CheckWasm tells whether the bytes are a module the plugin host can run;
+	// a *gatehouse.Error's message is shown to the user.
+	CheckWasm(ctx context.Context, wasm []byte) error
+}
+
+// Config is the dashboard's wiring.
+type Config struct {
+	Backend    Backend
+	Logger     *slog.Logger
+	GatewayURL string // base URL of the gateway listener for the curl lines, e.g. http://localhost:8080
+	Now        func() time.Time
+	Secure     bool           // the admin listener is served over HTTPS: cookies get Secure
+	Location   *time.Location // calendar of daily counters (--timezone); nil means UTC
+}
+
+// Dashboard is the http.Handler of every dashboard route.
+type Dashboard struct {
+	b       Backend
+	log     *slog.Logger
+	now     func() time.Time
+	loc     *time.Location
+	gateway string
+	secure  bool
+	limiter *loginLimiter
+	handler http.Handler
+}
+
+var _ http.Handler = (*Dashboard)(nil)
+
+const (
+	sessionCookie   = "gatehouse_session"
+	sessionLifetime = 12 * time.Hour
+	pageSize        = 50
+	sidebarSize     = 20
+	maxFormBytes    = 1 << 20
+)
+
+// New builds the dashboard and its routes.
+func New(cfg Config) *Dashboard {
+	d := &Dashboard{
+		b:       cfg.Backend,
+		log:     cfg.Logger,
+		now:     cfg.Now,
+		loc:     cfg.Location,
+		gateway: strings.TrimRight(cfg.GatewayURL, "/"),
+		secure:  cfg.Secure,
+	}
+	if d.log == nil {
+		d.log = slog.Default()
+	}
+	if d.now == nil {
+		d.now = time.Now
+	}
+	if d.loc == nil {
+		d.loc = time.UTC
+	}
+	if d.gateway == "" {
+		d.gateway = "http://localhost:8080"
+	}
+	d.limiter = newLoginLimiter()
+
+	app := http.NewServeMux()
+	app.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, views.ServicesURL(), http.StatusSeeOther)
+	})
+	app.HandleFunc("POST /logout", d.handleLogout)
+	app.HandleFunc("GET /search", d.handleSearch)
+
+	app.HandleFunc("GET /services", d.handleServices)
+	app.HandleFunc("POST /services", d.handleServiceCreate)
+	app.HandleFunc("GET /services/new", d.handleServiceNew)
+	app.HandleFunc("GET /services/{id}", d.handleService)
+	app.HandleFunc("POST /services/{id}", d.handleServiceUpdate)
+	app.HandleFunc("GET /services/{id}/edit", d.handleServiceEdit)
+	app.HandleFunc("GET /services/{id}/delete", d.handleServiceDeleteConfirm)
+	app.HandleFunc("POST /services/{id}/delete", d.handleServiceDelete)
+	app.HandleFunc("GET /services/{id}/plugins", d.handleServicePlugins)
+	app.HandleFunc("POST /services/{id}/plugins", d.handleServicePluginsSave)
+
+	app.HandleFunc("GET /services/{id}/apikeys", d.handleKeys)
+	app.HandleFunc("POST /services/{id}/apikeys", d.handleKeyCreate)
+	app.HandleFunc("GET /services/{id}/apikeys/new", d.handleKeyNew)
+	app.HandleFunc("GET /services/{id}/apikeys/{clientId}", d.handleKey)
+	app.HandleFunc("POST /services/{id}/apikeys/{clientId}", d.handleKeyUpdate)
+	app.HandleFunc("GET /services/{id}/apikeys/{clientId}/edit", d.handleKeyEdit)
+	app.HandleFunc("POST /services/{id}/apikeys/{clientId}/toggle", d.handleKeyToggle)
+	app.HandleFunc("GET /services/{id}/apikeys/{clientId}/delete", d.handleKeyDeleteConfirm)
+	app.HandleFunc("POST /services/{id}/apikeys/{clientId}/delete", d.handleKeyDelete)
+
+	app.HandleFunc("GET /groups", d.handleGroups)
+	app.HandleFunc("POST /groups", d.handleGroupCreate)
+	app.HandleFunc("GET /groups/new", d.handleGroupNew)
+	app.HandleFunc("GET /groups/{id}", d.handleGroup)
+	app.HandleFunc("POST /groups/{id}", d.handleGroupUpdate)
+	app.HandleFunc("GET /groups/{id}/edit", d.handleGroupEdit)
+	app.HandleFunc("GET /groups/{id}/delete", d.handleGroupDeleteConfirm)
+	app.HandleFunc("POST /groups/{id}/delete", d.handleGroupDelete)
+
+	app.HandleFunc("GET /plugins", d.handlePlugins)
+	app.HandleFunc("POST /plugins", d.handlePluginUpload)
+	app.HandleFunc("GET /plugins/{id}/delete", d.handlePluginDeleteConfirm)
+	app.HandleFunc("POST /plugins/{id}/delete", d.handlePluginDelete)
+	app.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		d.fail(w, r, gatehouse.NotFound("page not found"))
+	})
+
+	root := http.NewServeMux()
+	root.Handle("GET "+assets.Prefix, assets.Handler())
+	root.HandleFunc("GET /login", d.handleLoginPage)
+	root.HandleFunc("POST /login", d.handleLogin)
+	root.Handle("/", d.requireSession(app))
+
+	// Go's cross-origin protection refuses state-changing requests that a
+	// browser marks as cross-site (Sec-Fetch-Site, or Origin against Host);
+	// the per-session token checked in requireSession covers older browsers.
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "cross-origin request refused", http.StatusForbidden)
+	}))
+	d.handler = secureHeaders(cop.Handler(root))
+	return d
+}
+
+// Register mounts the dashboard on "/" and everything below it, except the
+// admin API's paths (/api, /metrics, /health), whichever is registered first.
+func (d *Dashboard) Register(r *mux.Router) {
+	r.MatcherFunc(func(req *http.Request, _ *mux.RouteMatch) bool {
+		return !adminAPIPath(req.URL.Path)
+	}).Handler(d)
+}
+
+func adminAPIPath(p string) bool {
+	for _, prefix := range []string{"/api", "/metrics", "/health"} {
+		if p == prefix || strings.HasPrefix(p, prefix+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) { d.handler.ServeHTTP(w, r) }
+
+// contentSecurityPolicy allows only our own scripts and styles: htmx is
+// configured to need no inline style or eval.
+const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+	"object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+
+func secureHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		// Pages differ with HX-Request (fragment or whole page): caches must know.
+		h.Add("Vary", "HX-Request")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "same-origin")
+		h.Set("Content-Security-Policy", contentSecurityPolicy)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// isFragment reports whether htmx asked for a part of a page. A history
+// restore asks for the whole page even though it comes from htmx.
+func isFragment(r *http.Request) bool {
+	return r.Header.Get("HX-Request") == "true" && r.Header.Get("HX-History-Restore-Request") != "true"
+}
+
+// render answers with the fragment for htmx and the whole page otherwise.
+// fragment nil means the page's content is the fragment.
+func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, status int, shell views.Shell, content, fragment templ.Component) {
+	var c templ.Component
+	if isFragment(r) {
+		c = fragment
+		if c == nil {
+			c = content
+		}
+	} else {
+		shell.User = userFrom(r.Context())
+		if shell.Sidebar == nil {
+			list, _, err := d.b.ListServices(r.Context(), gatehouse.ServiceFilter{Q: shell.Search}, gatehouse.Page{Page: 1, PageSize: sidebarSize})
+			if err != nil {
+				d.log.ErrorContext(r.Context(), "dashboard: sidebar services", "err", err)
+			}
+			shell.Sidebar = list
+		}
+		c = views.Page(shell, content)
+	}
+	d.write(w, r, status, c)
+}
+
+// write renders into a buffer first, so a failing component becomes a clean 500.
+func (d *Dashboard) write(w http.ResponseWriter, r *http.Request, status int, c templ.Component) {
+	var buf bytes.Buffer
+	if err := c.Render(r.Context(), &buf); err != nil {
+		d.log.ErrorContext(r.Context(), "dashboard: render", "path", r.URL.Path, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// done ends a successful write: 303 to the next page, or for htmx an
+// HX-Redirect that makes the browser load it.
+func (d *Dashboard) done(w http.ResponseWriter, r *http.Request, to string) {
+	if r.Header.Get("HX-Request") == "true" {
+		w.Header().Set("HX-Redirect", to)
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	http.Redirect(w, r, to, http.StatusSeeOther)
+}
+
+// fail maps an error to an error page; the text of an internal error is
+// logged, never shown.
+func (d *Dashboard) fail(w http.ResponseWriter, r *http.Request, err error) {
+	status, msg := http.StatusInternalServerError, "Something went wrong. The error has been logged."
+	if e := gatehouse.AsError(err); e != nil && e.Kind != gatehouse.KindInternal {
+		msg = e.Error()
+		switch e.Kind {
+		case gatehouse.KindInvalid:
+			status = http.StatusBadRequest
+		case gatehouse.KindNotFound:
+			status = http.StatusNotFound
+		case gatehouse.KindConflict:
+			status = http.StatusConflict
+		}
+	} else if errors.Is(err, context.Canceled) {
+		return
+	} else {
+		d.log.ErrorContext(r.Context(), "dashboard: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	d.render(w, r, status, views.Shell{Title: http.StatusText(status)}, views.ErrorPage(status, msg), nil)
+}
+
+// userError returns the *gatehouse.Error a form should show, or nil when err
+// is internal or a not-found (handled by fail).
+func userError(err error) *gatehouse.Error {
+	e := gatehouse.AsError(err)
+	if e == nil || (e.Kind != gatehouse.KindInvalid && e.Kind != gatehouse.KindConflict) {
+		return nil
+	}
+	return e
+}
+
+func pageParam(r *http.Request) int {
+	n, err := strconv.Atoi(r.URL.Query().Get("page"))
+	if err != nil || n < 1 {
+		return 1
+	}
+	return n
+}

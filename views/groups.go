@@ -1,0 +1,70 @@
+package views
+
+import "gatehouse"
+
+// GroupsData is the list of service groups.
+type GroupsData struct {
+	Groups   []gatehouse.Group
+	Services map[string]int // group id -> number of services
+	Pager    Pager
+}
+
+// GroupForm holds what the group form shows, as typed.
+type GroupForm struct {
+	Edit        bool
+	ID          string
+	Name        string
+	Description string
+	Errors      FormErrors
+}
+
+// GroupFormFields are the group fields the form shows, for ErrorsFrom.
+var GroupFormFields = []string{"id", "name", "description"}
+
+func (f GroupForm) Action() string {
+	if f.Edit {
+		return GroupURL(f.ID)
+	}
+	return GroupsURL()
+}
+
+// PluginForm is the upload form, as typed.
+type PluginForm struct {
+	Name             string
+	MemoryLimitPages string
+	TimeoutMs        string
+	PoolSize         string
+	Errors           FormErrors
+}
+
+// PluginFormFields are the plugin fields the upload form shows.
+var PluginFormFields = []string{"name", "wasm", "memoryLimitPages", "timeoutMs", "poolSize"}
+
+// PluginsData is the plugins screen: the uploaded modules and the upload form.
+type PluginsData struct {
+	Plugins []gatehouse.Plugin
+	UsedBy  map[string][]gatehouse.Service // plugin id -> services it is attached to
+	Form    PluginForm
+}
+
+// PluginRow is one attachment line of a service's plugin chain, as typed.
+type PluginRow struct {
+	Position string
+	Ref      string
+	Config   string
+	FailOpen bool
+}
+
+// ServicePluginsForm edits a service's ordered plugin chain.
+type ServicePluginsForm struct {
+	Service gatehouse.Service
+	Rows    []PluginRow
+	Plugins []gatehouse.Plugin
+	Errors  FormErrors
+}
+
+// AllRows returns the attachments plus one empty row to attach another.
+func (f ServicePluginsForm) AllRows() []PluginRow {
+	rows := append([]PluginRow(nil), f.Rows...)
+	return append(rows, PluginRow{Position: itoa(len(f.Rows) + 1)})
+}
