@@ -44,7 +44,7 @@ type upstream struct {
 	hits atomic.Int64
 }
 
-func newUpstream(t *testing.T) *upstream {
+func newUpstream(t testing.TB) *upstream {
 	u := &upstream{}
 	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
@@ -69,7 +69,7 @@ func (u *upstream) host() string { return strings.TrimPrefix(u.URL, "http://") }
 
 // harness is a real server on a real SQLite file, its gateway on loopback.
 type harness struct {
-	t     *testing.T
+	t     testing.TB
 	st    *store.Store
 	srv   *Server
 	gw    *httptest.Server
@@ -79,7 +79,7 @@ type harness struct {
 
 type harnessOpt func(*Config)
 
-func newHarness(t *testing.T, opts ...harnessOpt) *harness {
+func newHarness(t testing.TB, opts ...harnessOpt) *harness {
 	t.Helper()
 	dir := t.TempDir()
 	h := &harness{t: t, dir: dir, clock: newFakeClock(time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC))}
@@ -197,7 +197,7 @@ func basic(id, secret string) func(*http.Request) {
 	return func(r *http.Request) { r.SetBasicAuth(id, secret) }
 }
 
-func hs256(t *testing.T, secret string, claims jwt.MapClaims) string {
+func hs256(t testing.TB, secret string, claims jwt.MapClaims) string {
 	t.Helper()
 	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(secret))
 	if err != nil {
