@@ -62,7 +62,8 @@ type Server struct {
 	log     *slog.Logger
 
 	rebuildMu sync.Mutex        // one routing-table rebuild at a time
-	loaded    map[string]string // plugin id -> sha256 loaded in the host
+	loaded    map[string]string // plugin id -> version loaded in the host
+	chained   map[string]bool   // services whose plugin pools the host holds
 }
 
 // New loads the key index, quota counters, plugins and routing table from st
@@ -78,12 +79,13 @@ func New(ctx context.Context, cfg Config, st *store.Store) (*Server, error) {
 		cfg.Location = time.UTC
 	}
 	s := &Server{
-		cfg:    cfg,
-		store:  st,
-		keys:   keys.NewIndex(),
-		quotas: quota.NewManager(cfg.Location, cfg.Now),
-		log:    cfg.Logger,
-		loaded: map[string]string{},
+		cfg:     cfg,
+		store:   st,
+		keys:    keys.NewIndex(),
+		quotas:  quota.NewManager(cfg.Location, cfg.Now),
+		log:     cfg.Logger,
+		loaded:  map[string]string{},
+		chained: map[string]bool{},
 	}
 	s.metrics = newMetrics(func() float64 { return float64(s.keys.Len()) })
 
@@ -166,9 +168,11 @@ func (s *Server) rebuild(ctx context.Context) error {
 	t := route.Build(services, func(id string, err error) {
 		s.log.Error("service left out of routing", "service", id, "err", err)
 	})
+	chained := map[string]bool{}
 	for _, rt := range t.Routes {
 		var chain *plugins.Chain
 		if len(rt.Service.Plugins) > 0 {
+			chained[rt.Service.ID] = true
 			c, err := s.plugins.Chain(rt.Service.ID, rt.Service.Plugins)
 			if err != nil {
 				s.log.Error("plugin chain", "service", rt.Service.ID, "err", err)
@@ -179,6 +183,13 @@ func (s *Server) rebuild(ctx context.Context) error {
 		rt.Handler = s.gateway.newForwarder(chain)
 	}
 	s.routes.Store(t)
+	// Services gone, disabled or without plugins now: free their idle instances.
+	for id := range s.chained {
+		if !chained[id] {
+			s.plugins.Forget(id)
+		}
+	}
+	s.chained = chained
 	return nil
 }
 
