@@ -25,10 +25,13 @@ check:
 	$(GO) tool templ generate
 	@git diff --exit-code -- '*_templ.go' || (echo "generated templ files are stale: run make generate and commit"; exit 1)
 
+# bench measures the stages in-process (-benchmem), then the whole gateway
+# against a bare httputil.ReverseProxy, interleaved, in one run.
 bench: build
 	$(GO) build -o bin/gatehouse-bench ./cmd/gatehouse-bench
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 20000x ./server/... ./plugins/...
-	./bin/gatehouse-bench --gatehouse ./$(BIN)
+	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -o bin/noop.wasm ./plugins/testdata/guests/noop
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 20000x ./server/auth ./server/quota ./server/keys ./plugins
+	./bin/gatehouse-bench --gatehouse ./$(BIN) --plugin bin/noop.wasm --out bin/bench-report.md
 
 # fuzz runs each fuzz target for a while (make test runs their seeds only).
 FUZZTIME ?= 30s

@@ -113,10 +113,12 @@ func newGateway(cfg GatewayConfig, routes *atomic.Pointer[route.Table], ix *keys
 func (g *Gateway) newForwarder(chain *plugins.Chain) *forwarder {
 	return &forwarder{
 		proxy: &httputil.ReverseProxy{
-			Rewrite:        g.rewrite,
-			Transport:      g.transport,
-			BufferPool:     g.bufferPool,
-			FlushInterval:  -1, // stream responses as they come (SSE, long polls)
+			Rewrite:    g.rewrite,
+			Transport:  g.transport,
+			BufferPool: g.bufferPool,
+			// FlushInterval 0: ReverseProxy already flushes at once for
+			// event streams and bodies of unknown length; others go out in
+			// as few writes as possible.
 			ModifyResponse: g.modifyResponse,
 			ErrorHandler:   g.proxyError,
 			ErrorLog:       slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
@@ -197,16 +199,22 @@ func (g *Gateway) finish(x *exchange, r *http.Request) {
 // answer writes one of the gateway's own error answers, with the quota
 // headers when the request presented a valid key.
 func (g *Gateway) answer(x *exchange, r *http.Request, status int, msg string) {
-	h := x.sw.Header()
-	h["Otoroshi-Request-Id"] = []string{x.reqID}
+	g.errorHeaders(x, x.sw.Header())
+	writeError(&x.sw, r, status, msg)
+}
+
+// errorHeaders sets the request id and, for a valid key, the quota headers
+// (peeked when the quota stage did not run) on an answer the gateway gives.
+func (g *Gateway) errorHeaders(x *exchange, h http.Header) {
+	gh := gatewayHeaders{reqID: x.reqID}
 	if x.key != nil && x.sendHeaders() {
 		if !x.hasDecision {
 			x.decision = g.quotas.Peek(x.key.ClientID, limitsOf(x.key))
 			x.hasDecision = true
 		}
-		setQuotaHeaders(h, x.key, &x.decision)
+		gh.quota, gh.key, gh.decision = true, x.key, &x.decision
 	}
-	writeError(&x.sw, r, status, msg)
+	gh.write(h)
 }
 
 func (x *exchange) sendHeaders() bool {
@@ -215,13 +223,6 @@ func (x *exchange) sendHeaders() bool {
 
 func limitsOf(k *keys.Key) quota.Limits {
 	return quota.Limits{Throttling: k.Throttling, Daily: k.Daily, Monthly: k.Monthly}
-}
-
-func setQuotaHeaders(h http.Header, k *keys.Key, d *quota.Decision) {
-	h["Otoroshi-Daily-Calls-Remaining"] = []string{strconv.FormatInt(max(d.DailyRemaining, 0), 10)}
-	h["Otoroshi-Monthly-Calls-Remaining"] = []string{strconv.FormatInt(max(d.MonthlyRemaining, 0), 10)}
-	h["Ratelimit-Limit"] = []string{strconv.FormatInt(k.Throttling, 10)}
-	h["Ratelimit-Remaining"] = []string{strconv.FormatInt(max(d.RateRemaining, 0), 10)}
 }
 
 func (g *Gateway) stageRoute(x *exchange, w http.ResponseWriter, r *http.Request) bool {
@@ -346,6 +347,9 @@ func (g *Gateway) forward(x *exchange, r *http.Request) {
 		fw.proxy.ServeHTTP(&x.sw, r)
 		return
 	}
+	// A plugin may answer by itself: its answer carries the request id and,
+	// for a valid key, the quota headers too (a proxied answer overwrites them).
+	g.errorHeaders(x, x.sw.Header())
 	if err := fw.chain.Serve(&x.sw, r, x.clientIP.String(), fw.proxy); err != nil {
 		g.pluginError(x, r, err)
 	}
@@ -398,7 +402,9 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 	x.upstreamStart = g.now()
 }
 
-// modifyResponse adds the latency and quota headers to a proxied answer.
+// modifyResponse sets the latency and quota headers of a proxied answer. They
+// go straight onto the client's ResponseWriter (the reverse proxy, or the
+// plugin chain, adds the upstream's headers to it), which saves copying them.
 func (g *Gateway) modifyResponse(resp *http.Response) error {
 	x := resp.Request.Context().Value(exchangeKey{}).(*exchange)
 	now := g.now()
@@ -407,16 +413,14 @@ func (g *Gateway) modifyResponse(resp *http.Response) error {
 	if !x.sendHeaders() {
 		return nil
 	}
-	proxy := now.Sub(x.start) - up
-	h := resp.Header
-	h["Otoroshi-Request-Id"] = []string{x.reqID}
-	h["Otoroshi-Proxy-Latency"] = []string{strconv.FormatInt(proxy.Milliseconds(), 10)}
-	h["Otoroshi-Upstream-Latency"] = []string{strconv.FormatInt(up.Milliseconds(), 10)}
-	h["Server-Timing"] = []string{"proxy;dur=" + strconv.FormatFloat(float64(proxy.Microseconds())/1000, 'f', 3, 64) +
-		", upstream;dur=" + strconv.FormatFloat(float64(up.Microseconds())/1000, 'f', 3, 64)}
-	if x.key != nil && x.hasDecision {
-		setQuotaHeaders(h, x.key, &x.decision)
+	for _, name := range ownHeaders {
+		delete(resp.Header, name)
 	}
+	gh := gatewayHeaders{reqID: x.reqID, latency: true, proxy: now.Sub(x.start) - up, upstream: up}
+	if x.key != nil && x.hasDecision {
+		gh.quota, gh.key, gh.decision = true, x.key, &x.decision
+	}
+	gh.write(x.sw.Header())
 	return nil
 }
 
@@ -437,11 +441,7 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 	if x.sw.status != 0 {
 		return
 	}
-	h := w.Header()
-	h["Otoroshi-Request-Id"] = []string{x.reqID}
-	if x.key != nil && x.hasDecision && x.sendHeaders() {
-		setQuotaHeaders(h, x.key, &x.decision)
-	}
+	g.errorHeaders(x, w.Header())
 	writeError(w, r, status, msg)
 }
 
