@@ -130,6 +130,13 @@ func (v *jwtVerifier) lookup(*jwt.Token) (any, error) {
 }
 
 func verifyJWT(c *Credential, ix *keys.Index, nowMs int64) (*keys.Key, Result) {
+	if k, id, ok := verifiedJWTs.get(c.Token, ix, nowMs); ok {
+		if !k.Usable(nowMs) {
+			return nil, Bad
+		}
+		c.ClientID = id
+		return k, OK
+	}
 	v := verifiers.Get().(*jwtVerifier)
 	defer func() {
 		if len(v.claims) > 32 {
@@ -163,6 +170,7 @@ func verifyJWT(c *Credential, ix *keys.Index, nowMs int64) (*keys.Key, Result) {
 	if err != nil || !k.Usable(nowMs) {
 		return nil, Bad
 	}
+	verifiedJWTs.put(c.Token, k, id, v.claims)
 	return k, OK
 }
 
