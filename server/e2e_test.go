@@ -154,8 +154,11 @@ func pageReady(sel chromedp.CSS) chromedp.Action[chromedp.Void] {
 }
 
 // typeInto replaces an input's value with keystrokes, as a user types.
+// The field is emptied by script: chromedp's SetValue reports a failure for
+// "" (an empty string result reads back as undefined).
 func typeInto(sel chromedp.CSS, text string) chromedp.Action[chromedp.Void] {
-	return chromedp.Steps(chromedp.SetValue(sel, ""), chromedp.SendKeys(sel, text))
+	clear := `document.querySelector(` + strconv.Quote(string(sel)) + `).value = ""`
+	return chromedp.Steps(chromedp.WaitVisible(sel), chromedp.Evaluate[chromedp.Void](clear), chromedp.SendKeys(sel, text))
 }
 
 // until waits for a JavaScript condition on the current page.
@@ -174,6 +177,23 @@ func (b *browser) text(sel chromedp.CSS) string {
 func (b *browser) value(sel chromedp.CSS) string {
 	b.t.Helper()
 	return get(b, "value of "+string(sel), chromedp.Value(sel))
+}
+
+func (b *browser) attr(sel chromedp.CSS, name string) string {
+	b.t.Helper()
+	return get(b, name+" of "+string(sel), chromedp.AttributeValue(sel, name)).Value
+}
+
+// besideField checks that field's error message sits in the field's own
+// box and that the input points to it for screen readers.
+func (b *browser) besideField(field string) {
+	b.t.Helper()
+	js := `(() => { const e = document.querySelector('[data-testid="error-` + field + `"]'), box = e && e.closest(".field");
+		const in_ = box && box.querySelector('[data-testid="field-` + field + `"]');
+		return !!in_ && in_.getAttribute("aria-describedby") === e.id; })()`
+	if !get(b, "error beside "+field, chromedp.Evaluate[bool](js)) {
+		b.t.Errorf("the message of %s is not beside its input", field)
+	}
 }
 
 func (b *browser) count(sel chromedp.CSS) int {
@@ -352,6 +372,7 @@ func TestDashboardEndToEnd(t *testing.T) {
 	if msg := b.text(tid("error-dailyQuota")); !strings.Contains(msg, "negative") {
 		t.Errorf("daily quota message %q", msg)
 	}
+	b.besideField("dailyQuota")
 	for field, want := range map[string]string{"field-dailyQuota": "-5", "field-clientName": "Mobile app", "field-clientId": clientID, "field-clientSecret": secret} {
 		if got := b.value(tid(field)); got != want {
 			t.Errorf("after the refused create, %s holds %q, want %q", field, got, want)
@@ -389,6 +410,10 @@ func TestDashboardEndToEnd(t *testing.T) {
 		chromedp.Click(tid("submit")),
 		chromedp.WaitVisible(tid("error-dailyQuota")),
 	)
+	if msg := b.text(tid("error-dailyQuota")); !strings.Contains(msg, "whole number") {
+		t.Errorf("daily quota message %q", msg)
+	}
+	b.besideField("dailyQuota")
 	if got := b.value(tid("field-dailyQuota")); got != "abc" {
 		t.Errorf("typed quota not kept: %q", got)
 	}
@@ -418,11 +443,16 @@ func TestDashboardEndToEnd(t *testing.T) {
 		t.Errorf("upstream got %d calls, want 1", hits)
 	}
 
-	// Switched off from the table: the row is redrawn in place.
+	// Switched off from the table: the row is redrawn in place, the page
+	// (and the marker set on it) stays.
 	b.do("switch the key off",
+		chromedp.Evaluate[chromedp.Void](`window.e2eSamePage = true`),
 		chromedp.Click(chromedp.CSS(string(row)+` [data-testid="key-toggle"]`)),
 		chromedp.WaitVisible(chromedp.CSS(string(row)+` [data-testid="key-toggle"][data-enabled="false"]`)),
 	)
+	if !get(b, "same page", chromedp.Evaluate[bool](`window.e2eSamePage === true`)) {
+		t.Error("the toggle reloaded the page instead of redrawing the row")
+	}
 	if k, _ := h.st.GetAPIKey(ctx, clientID); k.Enabled {
 		t.Fatal("key still enabled in the store")
 	}
@@ -470,7 +500,7 @@ func TestDashboardEndToEnd(t *testing.T) {
 	if got := b.text(tid("plugin-abi")); got != gatehouse.PluginABI {
 		t.Errorf("plugin ABI %q", got)
 	}
-	if got := get(b, "plugin hash", chromedp.AttributeValue(tid("plugin-sha256"), "title")); got != hex.EncodeToString(sum[:]) {
+	if got := b.attr(tid("plugin-sha256"), "title"); got != hex.EncodeToString(sum[:]) {
 		t.Errorf("plugin hash %q", got)
 	}
 	b.shot("plugins", desktopW)
@@ -508,14 +538,14 @@ func TestDashboardKeyUsageAndCurl(t *testing.T) {
 		t.Errorf("%d usage bars, want 30", n)
 	}
 	last := tid("usage-bar", ":last-of-type")
-	if got := get(b, "last bar day", chromedp.AttributeValue(last, "data-day")); got != day {
+	if got := b.attr(last, "data-day"); got != day {
 		t.Errorf("last bar is %s, want today %s", got, day)
 	}
-	if got := get(b, "last bar count", chromedp.AttributeValue(last, "data-count")); got != "3" {
+	if got := b.attr(last, "data-count"); got != "3" {
 		t.Errorf("last bar counts %s calls, want 3", got)
 	}
-	if h := get(b, "last bar height", chromedp.Evaluate[float64](`document.querySelector('[data-testid="usage-bar"]:last-of-type').getBBox().height`)); h <= 0 {
-		t.Errorf("today's bar is not drawn (height %v)", h)
+	if height := get(b, "last bar height", chromedp.Evaluate[float64](`document.querySelector('[data-testid="usage-bar"]:last-of-type').getBBox().height`)); height <= 0 {
+		t.Errorf("today's bar is not drawn (height %v)", height)
 	}
 	if n := b.count(tid("curl-line")); n != 2 {
 		t.Fatalf("%d curl lines, want 2", n)
@@ -528,10 +558,6 @@ func TestDashboardKeyUsageAndCurl(t *testing.T) {
 	if !strings.Contains(lines[1], "-H 'Otoroshi-Client-Id: mobile01' -H 'Otoroshi-Client-Secret: s3cret'") {
 		t.Errorf("headers curl line %s", lines[1])
 	}
-	for _, l := range lines {
-		if visible := get(b, "curl visible", chromedp.Evaluate[bool](`[...document.querySelectorAll('[data-testid="curl-line"]')].every(e => e.offsetWidth > 0 && e.offsetHeight > 0)`)); !visible {
-			t.Errorf("curl line not visible: %s", l)
-		}
-	}
+	b.do("curl lines visible", chromedp.WaitVisible(tid("curl-line", ":last-of-type")))
 	b.shot("key-detail", desktopW)
 }

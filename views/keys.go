@@ -108,6 +108,22 @@ func ChartBars(days []DayCount) []Bar {
 	return bars
 }
 
+// LabelX places a day's axis label: centred under its bar, except the last
+// one, which ends at its bar's right edge so the viewBox does not clip it.
+func (b Bar) LabelX(last bool) float64 {
+	if last {
+		return b.X + b.W
+	}
+	return b.X + b.W/2
+}
+
+func labelAnchor(last bool) string {
+	if last {
+		return "end"
+	}
+	return "middle"
+}
+
 // ChartPeak is the label of the chart's top line.
 func ChartPeak(days []DayCount) int64 {
 	var peak int64
