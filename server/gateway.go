@@ -68,8 +68,9 @@ type stage func(x *exchange, w http.ResponseWriter, r *http.Request) bool
 // forwarder is what a route forwards through: its reverse proxy, behind the
 // service's plugin chain when it has one.
 type forwarder struct {
-	proxy *httputil.ReverseProxy
-	chain *plugins.Chain
+	proxy       *httputil.ReverseProxy
+	chain       *plugins.Chain
+	brokenChain bool // the service's plugins could not be chained: 502 plugin failure
 }
 
 // GatewayConfig is what NewGateway needs besides the shared state.
@@ -342,14 +343,25 @@ func (g *Gateway) forward(x *exchange, r *http.Request) {
 		g.answer(x, r, http.StatusBadGateway, msgBadGateway)
 		return
 	}
+	if fw.brokenChain {
+		// A plugin of the service could not be loaded: its requests fail
+		// as a failing plugin's do, rather than skip it.
+		g.metrics.pluginFailures.WithLabelValues(x.route.Service.ID).Inc()
+		g.answer(x, r, http.StatusBadGateway, msgPluginFailure)
+		return
+	}
 	r = r.WithContext(context.WithValue(r.Context(), exchangeKey{}, x))
 	if fw.chain == nil {
 		fw.proxy.ServeHTTP(&x.sw, r)
 		return
 	}
 	// A plugin may answer by itself: its answer carries the request id and,
-	// for a valid key, the quota headers too (a proxied answer overwrites them).
-	g.errorHeaders(x, x.sw.Header())
+	// for a valid key, the quota headers too (a proxied answer overwrites
+	// them), unless the service wants none of the gateway's headers back:
+	// then modifyResponse would leave them on a proxied answer too.
+	if x.sendHeaders() {
+		g.errorHeaders(x, x.sw.Header())
+	}
 	if err := fw.chain.Serve(&x.sw, r, x.clientIP.String(), fw.proxy); err != nil {
 		g.pluginError(x, r, err)
 	}

@@ -102,7 +102,7 @@ func New(ctx context.Context, cfg Config, st *store.Store) (*Server, error) {
 	}
 	s.log.Info("api keys loaded", "keys", s.keys.Len(), "dur_ms", time.Since(start).Milliseconds())
 
-	host, err := plugins.NewHost(ctx, plugins.Config{CacheDir: cfg.WasmCache, Logger: cfg.Logger})
+	host, err := plugins.NewHost(ctx, plugins.Config{CacheDir: cfg.WasmCache, Logger: cfg.Logger, Now: cfg.Now})
 	if err != nil {
 		return nil, fmt.Errorf("start plugin host: %w", err)
 	}
@@ -175,8 +175,13 @@ func (s *Server) rebuild(ctx context.Context) error {
 			chained[rt.Service.ID] = true
 			c, err := s.plugins.Chain(rt.Service.ID, rt.Service.Plugins)
 			if err != nil {
+				// Typically a plugin that failed to load: the service answers
+				// 502 plugin failure rather than skip its plugins.
 				s.log.Error("plugin chain", "service", rt.Service.ID, "err", err)
-				continue // forwarder stays nil: the service answers 502 rather than skip its plugins
+				fw := s.gateway.newForwarder(nil)
+				fw.brokenChain = true
+				rt.Handler = fw
+				continue
 			}
 			chain = c
 		}
