@@ -146,6 +146,18 @@ func (h *Host) Check(ctx context.Context, wasm []byte) error {
 	return checkModule(cm)
 }
 
+// CheckPlugin is Check under p's limits: a module whose memory cannot fit
+// p.MemoryLimitPages is refused (Invalid, field "memoryLimitPages") before
+// anything is stored, instead of being stored and never loading.
+func (h *Host) CheckPlugin(ctx context.Context, p gatehouse.Plugin, wasm []byte) error {
+	v, err := h.newVersion(ctx, normalizeLimits(p), "", wasm)
+	if err != nil {
+		return err
+	}
+	v.unref()
+	return nil
+}
+
 func checkModule(cm wazero.CompiledModule) error {
 	if _, ok := cm.ExportedMemories()["memory"]; !ok {
 		return gatehouse.Invalid("wasm", "module must export its memory as \"memory\"")

@@ -37,3 +37,36 @@ func (b backend) ResetUsage(ctx context.Context, clientID string) error {
 func (b backend) CheckWasm(ctx context.Context, wasm []byte) error {
 	return b.s.plugins.Check(ctx, wasm)
 }
+
+// CreatePlugin refuses a module that cannot run under its own limits before
+// the store writes anything.
+func (b backend) CreatePlugin(ctx context.Context, p *gatehouse.Plugin, wasm []byte) error {
+	if err := b.s.plugins.CheckPlugin(ctx, *p, wasm); err != nil {
+		return err
+	}
+	return b.Store.CreatePlugin(ctx, p, wasm)
+}
+
+// ReplacePluginWasm checks the new bytes under the plugin's limits first.
+func (b backend) ReplacePluginWasm(ctx context.Context, id string, wasm []byte) (gatehouse.Plugin, error) {
+	p, err := b.Store.GetPlugin(ctx, id)
+	if err != nil {
+		return gatehouse.Plugin{}, err
+	}
+	if err := b.s.plugins.CheckPlugin(ctx, p, wasm); err != nil {
+		return gatehouse.Plugin{}, err
+	}
+	return b.Store.ReplacePluginWasm(ctx, id, wasm)
+}
+
+// UpdatePlugin checks the stored bytes under the new limits first.
+func (b backend) UpdatePlugin(ctx context.Context, p *gatehouse.Plugin) error {
+	wasm, err := b.Store.PluginWasm(ctx, p.ID)
+	if err != nil {
+		return err
+	}
+	if err := b.s.plugins.CheckPlugin(ctx, *p, wasm); err != nil {
+		return err
+	}
+	return b.Store.UpdatePlugin(ctx, p)
+}

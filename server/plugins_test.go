@@ -654,29 +654,35 @@ func TestPluginHeadersOff(t *testing.T) {
 	}
 }
 
-// TestPluginThatCannotLoad: a plugin whose module does not fit its memory
-// limit fails its service's requests as a failing plugin does (502 plugin
-// failure, never skipped); raising the limit makes it work.
-func TestPluginThatCannotLoad(t *testing.T) {
+// TestPluginMemoryLimitChecked: a module whose memory cannot fit its
+// plugin's memoryLimitPages is refused before anything is stored, on upload,
+// on PUT and on a PATCH that lowers the limit; the plugin in use goes on.
+func TestPluginMemoryLimitChecked(t *testing.T) {
 	t.Parallel()
 	h := newPluginHarness(t)
 	up := newUpstream(t)
-	var p gatehouse.Plugin
-	// The upload is accepted: the admin API checks the module's exports,
-	// not (yet) whether its memory fits the limit.
-	if code := h.api("POST", "/api/plugins?name=small&memoryLimitPages=1", "application/wasm", guests(t)["noop"], &p); code != 201 {
-		t.Fatalf("upload: %d", code)
+	noop := guests(t)["noop"]
+	var e struct{ Error, Field string }
+	if code := h.api("POST", "/api/plugins?name=small&memoryLimitPages=1", "application/wasm", noop, &e); code != 400 || e.Field != "memoryLimitPages" {
+		t.Fatalf("upload over its memory limit: %d %+v, want 400 memoryLimitPages", code, e)
 	}
-	h.service(newService("small", "g", "small.test", up, public))
-	h.attach("small", ref(p.ID, ""))
-	if a := h.send("GET", "small.test", "/"); a.status != 502 || a.msg() != "plugin failure" || up.hits.Load() != 0 {
-		t.Errorf("plugin that cannot load: %d %q, upstream calls %d", a.status, a.msg(), up.hits.Load())
+	var list []gatehouse.Plugin
+	if h.api("GET", "/api/plugins", "", nil, &list); len(list) != 0 {
+		t.Fatalf("a refused upload was stored: %+v", list)
 	}
-	if code := h.api("PATCH", "/api/plugins/"+p.ID, "application/merge-patch+json", []byte(`{"memoryLimitPages": 256}`), &p); code != 200 || p.MemoryLimitPages != 256 {
-		t.Fatalf("PATCH limit: %d %+v", code, p)
+	p := h.upload("ok", noop, "")
+	h.service(newService("svc", "g", "svc.test", up, public))
+	h.attach("svc", ref(p.ID, ""))
+	e = struct{ Error, Field string }{}
+	if code := h.api("PATCH", "/api/plugins/"+p.ID, "application/merge-patch+json", []byte(`{"memoryLimitPages": 1}`), &e); code != 400 || e.Field != "memoryLimitPages" {
+		t.Fatalf("PATCH under the module's memory: %d %+v, want 400 memoryLimitPages", code, e)
 	}
-	if a := h.send("GET", "small.test", "/"); a.status != 200 || a.body != "ok" {
-		t.Errorf("after raising the limit: %d %q", a.status, a.msg())
+	var got gatehouse.Plugin
+	if h.api("GET", "/api/plugins/"+p.ID, "", nil, &got); got.MemoryLimitPages != p.MemoryLimitPages {
+		t.Errorf("a refused PATCH changed the plugin: %+v", got)
+	}
+	if a := h.send("GET", "svc.test", "/"); a.status != 200 || a.body != "ok" {
+		t.Errorf("plugin in use after a refused PATCH: %d %q", a.status, a.msg())
 	}
 }
 
