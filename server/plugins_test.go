@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"gatehouse"
 	"gatehouse/plugins"
@@ -37,7 +38,12 @@ type pluginHarness struct {
 func newPluginHarness(t *testing.T) *pluginHarness {
 	t.Helper()
 	guests(t)
-	h := newHarness(t, func(c *Config) { c.WasmCache = wasmCacheDir() })
+	h := newHarness(t, func(c *Config) {
+		c.WasmCache = wasmCacheDir()
+		// Some tests hold a request in the upstream while admin writes
+		// compile modules: on a slow machine that outlasts the usual 5 s.
+		c.UpstreamTimeout = time.Minute
+	})
 	admin := httptest.NewServer(h.srv.Admin())
 	t.Cleanup(admin.Close)
 	h.group(gatehouse.AdminGroupID)
@@ -510,9 +516,11 @@ func TestPluginReplaceDeleteAndReferences(t *testing.T) {
 		if i%2 == 1 {
 			mod = w["echo"]
 		}
+		start := time.Now()
 		if code := h.api("PUT", "/api/plugins/"+p.ID, "application/wasm", mod, nil); code != 200 {
 			t.Fatalf("PUT: %d", code)
 		}
+		t.Logf("PUT %d took %v", i, time.Since(start))
 	}
 	close(release)
 	a := <-held
