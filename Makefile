@@ -30,7 +30,10 @@ check:
 bench: build
 	$(GO) build -o bin/gatehouse-bench ./cmd/gatehouse-bench
 	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -o bin/noop.wasm ./plugins/testdata/guests/noop
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 20000x ./server/auth ./server/quota ./server/keys ./plugins
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 20000x ./server/auth ./server/quota ./plugins
+	$(GO) test -run '^$$' -bench Gateway -benchmem -benchtime 5000x ./server
+	$(GO) test -run '^$$' -bench Get -benchtime 1000000x ./server/keys
+	$(GO) test -run '^$$' -bench IndexMemory -benchtime 1x ./server/keys
 	./bin/gatehouse-bench --gatehouse ./$(BIN) --plugin bin/noop.wasm --out bin/bench-report.md
 
 # fuzz runs each fuzz target for a while (make test runs their seeds only).

@@ -35,16 +35,25 @@ func checkServiceRefs(ctx context.Context, tx *sql.Tx, sv *gatehouse.Service) er
 	return nil
 }
 
-// CreateService stores a new service descriptor. A missing group is Invalid
-// "groupId", an unknown plugin ref Invalid "plugins", a duplicate id a Conflict.
-func (s *Store) CreateService(ctx context.Context, sv *gatehouse.Service) error {
+// prepareService fills defaults, validates and encodes a service for writing.
+func prepareService(sv *gatehouse.Service) ([]byte, error) {
 	sv.FillDefaults()
 	if err := sv.Validate(); err != nil {
-		return err
+		return nil, err
 	}
 	data, err := json.Marshal(sv)
 	if err != nil {
-		return fmt.Errorf("encode service: %w", err)
+		return nil, fmt.Errorf("encode service: %w", err)
+	}
+	return data, nil
+}
+
+// CreateService stores a new service descriptor. A missing group is Invalid
+// "groupId", an unknown plugin ref Invalid "plugins", a duplicate id a Conflict.
+func (s *Store) CreateService(ctx context.Context, sv *gatehouse.Service) error {
+	data, err := prepareService(sv)
+	if err != nil {
+		return err
 	}
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		if err := checkServiceRefs(ctx, tx, sv); err != nil {
@@ -76,13 +85,9 @@ func (s *Store) UpdateService(ctx context.Context, sv *gatehouse.Service) error 
 	if sv.ID == "" {
 		return gatehouse.Invalid("id", "must not be empty")
 	}
-	sv.FillDefaults()
-	if err := sv.Validate(); err != nil {
-		return err
-	}
-	data, err := json.Marshal(sv)
+	data, err := prepareService(sv)
 	if err != nil {
-		return fmt.Errorf("encode service: %w", err)
+		return err
 	}
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		ok, err := exists(ctx, tx, "SELECT 1 FROM services WHERE id = ?", sv.ID)
