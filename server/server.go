@@ -91,7 +91,7 @@ func New(ctx context.Context, cfg Config, st *store.Store) (*Server, error) {
 
 	start := time.Now()
 	if err := st.ScanKeyAuth(ctx, func(k *gatehouse.APIKey) error {
-		s.keys.Put(keys.FromAPIKey(k))
+		s.keys.PutAPIKey(k)
 		return nil
 	}); err != nil {
 		return nil, fmt.Errorf("load api keys: %w", err)
@@ -119,7 +119,7 @@ func New(ctx context.Context, cfg Config, st *store.Store) (*Server, error) {
 		return nil, err
 	}
 	st.SetHooks(store.Hooks{
-		APIKeyPut:    func(k *gatehouse.APIKey) { s.keys.Put(keys.FromAPIKey(k)) },
+		APIKeyPut:    func(k *gatehouse.APIKey) { s.keys.PutAPIKey(k) },
 		APIKeyDelete: func(id string) { s.keys.Delete(id); s.quotas.Forget(id) },
 		CatalogChanged: func() {
 			if err := s.rebuild(context.Background()); err != nil {

@@ -110,7 +110,7 @@ func BenchmarkIndexMemory(b *testing.B) {
 		for i := range n {
 			src.ClientID = fmt.Sprintf("%016x", i)
 			src.ClientSecret = fmt.Sprintf("%064x", i)
-			ix.Put(FromAPIKey(&src))
+			ix.PutAPIKey(&src)
 		}
 		runtime.GC()
 		runtime.ReadMemStats(&after)
@@ -139,5 +139,36 @@ func BenchmarkGet(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+// TestHashCollision drives the overflow path directly: two client ids that
+// share a map slot's hash must both be found, replaced and deleted.
+func TestHashCollision(t *testing.T) {
+	ix := NewIndex()
+	s := &ix.shards[0]
+	const h = 42
+	a := s.store(&Key{ClientID: "a", Secret: "1", Enabled: true}, nil)
+	b := s.store(&Key{ClientID: "b", Secret: "2", Enabled: true}, nil)
+	s.put(h, a)
+	s.put(h, b) // same hash, other id: overflow
+	get := func(id string) *Key {
+		k := s.m[h]
+		if k == nil || k.ClientID != id {
+			k = s.overflow[id]
+		}
+		return k
+	}
+	if get("a") != a || get("b") != b {
+		t.Fatalf("colliding ids not both found")
+	}
+	b2 := s.store(&Key{ClientID: "b", Secret: "3", Enabled: true}, nil)
+	s.put(h, b2)
+	if get("b").Secret != "3" || get("a") != a {
+		t.Fatalf("replacing an overflowed key")
+	}
+	delete(s.m, h) // what Delete("a") does
+	if get("b") == nil {
+		t.Fatal("overflowed key lost when the slot's owner left")
 	}
 }
