@@ -38,6 +38,7 @@ type Gateway struct {
 	reqPrefix  string
 	reqSeq     atomic.Uint64
 	stages     []stage
+	unrouted   *serviceMetrics // requests that matched no service
 }
 
 var _ http.Handler = (*Gateway)(nil)
@@ -68,6 +69,7 @@ type stage func(x *exchange, w http.ResponseWriter, r *http.Request) bool
 // forwarder is what a route forwards through: its reverse proxy, behind the
 // service's plugin chain when it has one.
 type forwarder struct {
+	metrics     *serviceMetrics
 	proxy       *httputil.ReverseProxy
 	chain       *plugins.Chain
 	brokenChain bool // the service's plugins could not be chained: 502 plugin failure
@@ -95,6 +97,7 @@ func newGateway(cfg GatewayConfig, routes *atomic.Pointer[route.Table], ix *keys
 		transport:  NewTransport(cfg.UpstreamTimeout),
 		bufferPool: NewBufferPool(),
 		reqPrefix:  newRequestPrefix(),
+		unrouted:   m.forService(""),
 	}
 	// The order is the contract's (section 3): the first stage that answers wins.
 	g.stages = []stage{
@@ -111,8 +114,9 @@ func newGateway(cfg GatewayConfig, routes *atomic.Pointer[route.Table], ix *keys
 
 // newForwarder builds the reverse proxy of one route; every route shares the
 // gateway's transport and buffer pool.
-func (g *Gateway) newForwarder(chain *plugins.Chain) *forwarder {
+func (g *Gateway) newForwarder(serviceID string, chain *plugins.Chain) *forwarder {
 	return &forwarder{
+		metrics: g.metrics.forService(serviceID),
 		proxy: &httputil.ReverseProxy{
 			Rewrite:    g.rewrite,
 			Transport:  g.transport,
@@ -178,12 +182,12 @@ func (g *Gateway) finish(x *exchange, r *http.Request) {
 		status = 499 // the handler returned without answering: the client went away
 	}
 	svc := ""
-	if x.route != nil {
-		svc = x.route.Service.ID
-	}
-	g.metrics.requests.WithLabelValues(svc, g.metrics.status(status)).Inc()
-	if x.route != nil {
-		g.metrics.duration.WithLabelValues(svc).Observe(g.now().Sub(x.start).Seconds())
+	if fw := x.forwarder(); fw != nil {
+		svc = fw.metrics.service
+		fw.metrics.count(status)
+		fw.metrics.duration.Observe(g.now().Sub(x.start).Seconds())
+	} else {
+		g.unrouted.count(status)
 	}
 	if g.log.Enabled(r.Context(), slog.LevelDebug) {
 		cid := ""
@@ -216,6 +220,15 @@ func (g *Gateway) errorHeaders(x *exchange, h http.Header) {
 		gh.quota, gh.key, gh.decision = true, x.key, &x.decision
 	}
 	gh.write(h)
+}
+
+// forwarder is the matched route's forwarder, or nil.
+func (x *exchange) forwarder() *forwarder {
+	if x.route == nil {
+		return nil
+	}
+	fw, _ := x.route.Handler.(*forwarder)
+	return fw
 }
 
 func (x *exchange) sendHeaders() bool {
@@ -421,7 +434,9 @@ func (g *Gateway) modifyResponse(resp *http.Response) error {
 	x := resp.Request.Context().Value(exchangeKey{}).(*exchange)
 	now := g.now()
 	up := now.Sub(x.upstreamStart)
-	g.metrics.upstream.WithLabelValues(x.route.Service.ID).Observe(up.Seconds())
+	if fw := x.forwarder(); fw != nil {
+		fw.metrics.upstream.Observe(up.Seconds())
+	}
 	if !x.sendHeaders() {
 		return nil
 	}

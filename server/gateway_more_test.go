@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"gatehouse"
 )
@@ -204,4 +205,39 @@ func validFieldValue(s string) bool {
 		}
 	}
 	return true
+}
+
+func TestMetrics(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	up := newUpstream(t)
+	h.group("g")
+	h.service(newService("api", "g", "api.test", up))
+	h.key(newKey("k", "s", func(k *gatehouse.APIKey) {
+		k.AuthorizedEntities = []string{"group_g"}
+		k.DailyQuota = 2
+	}))
+	for range 3 {
+		h.call("GET", "api.test", "/", basic("k", "s"))
+	}
+	h.call("GET", "api.test", "/", nil)
+	h.call("GET", "nowhere.test", "/", nil)
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest("GET", "/metrics", nil)
+	promhttp.HandlerFor(h.srv.metrics.registry, promhttp.HandlerOpts{}).ServeHTTP(rec, req)
+	text := rec.Body.String()
+	for _, want := range []string{
+		`gatehouse_requests_total{code="200",service="api"} 2`,
+		`gatehouse_requests_total{code="429",service="api"} 1`,
+		`gatehouse_requests_total{code="401",service="api"} 1`,
+		`gatehouse_requests_total{code="404",service=""} 1`,
+		`gatehouse_quota_refusals_total{quota="daily"} 1`,
+		`gatehouse_request_duration_seconds_count{service="api"} 4`,
+		`gatehouse_upstream_duration_seconds_count{service="api"} 2`,
+		`gatehouse_apikeys 1`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 }

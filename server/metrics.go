@@ -2,6 +2,7 @@ package server
 
 import (
 	"strconv"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -9,18 +10,16 @@ import (
 
 // metrics are the gateway's Prometheus series, served on the admin listener.
 type metrics struct {
-	registry        *prometheus.Registry
-	requests        *prometheus.CounterVec
-	duration        *prometheus.HistogramVec
-	upstream        *prometheus.HistogramVec
-	quotaRefusals   *prometheus.CounterVec
-	counterFlushes  prometheus.Counter
-	flushFailures   prometheus.Counter
-	keysLoaded      prometheus.GaugeFunc
-	pluginFailures  *prometheus.CounterVec
-	statusLabels    [600]string // "200" etc. precomputed: no strconv per request
-	latencyBuckets  []float64
-	registeredExtra []prometheus.Collector
+	registry       *prometheus.Registry
+	requests       *prometheus.CounterVec
+	duration       *prometheus.HistogramVec
+	upstream       *prometheus.HistogramVec
+	quotaRefusals  *prometheus.CounterVec
+	counterFlushes prometheus.Counter
+	flushFailures  prometheus.Counter
+	keysLoaded     prometheus.GaugeFunc
+	pluginFailures *prometheus.CounterVec
+	statusLabels   [600]string // "200" etc. precomputed: no strconv per request
 }
 
 func newMetrics(keyCount func() float64) *metrics {
@@ -64,4 +63,40 @@ func (m *metrics) status(code int) string {
 		return m.statusLabels[code]
 	}
 	return strconv.Itoa(code)
+}
+
+// serviceMetrics are one service's series, resolved once per routing-table
+// build: WithLabelValues hashes labels and takes the vector's lock, which the
+// request path must not do on every call.
+type serviceMetrics struct {
+	m        *metrics
+	service  string
+	byStatus [600]atomic.Pointer[prometheus.Counter]
+	duration prometheus.Observer
+	upstream prometheus.Observer
+}
+
+func (m *metrics) forService(id string) *serviceMetrics {
+	return &serviceMetrics{
+		m:        m,
+		service:  id,
+		duration: m.duration.WithLabelValues(id),
+		upstream: m.upstream.WithLabelValues(id),
+	}
+}
+
+// count adds one request answered with status; a status's counter is looked
+// up in the vector the first time only.
+func (s *serviceMetrics) count(status int) {
+	if status < 0 || status >= len(s.byStatus) {
+		s.m.requests.WithLabelValues(s.service, strconv.Itoa(status)).Inc()
+		return
+	}
+	c := s.byStatus[status].Load()
+	if c == nil {
+		counter := s.m.requests.WithLabelValues(s.service, s.m.status(status))
+		c = &counter
+		s.byStatus[status].Store(c)
+	}
+	(*c).Inc()
 }

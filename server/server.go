@@ -178,14 +178,14 @@ func (s *Server) rebuild(ctx context.Context) error {
 				// Typically a plugin that failed to load: the service answers
 				// 502 plugin failure rather than skip its plugins.
 				s.log.Error("plugin chain", "service", rt.Service.ID, "err", err)
-				fw := s.gateway.newForwarder(nil)
+				fw := s.gateway.newForwarder(rt.Service.ID, nil)
 				fw.brokenChain = true
 				rt.Handler = fw
 				continue
 			}
 			chain = c
 		}
-		rt.Handler = s.gateway.newForwarder(chain)
+		rt.Handler = s.gateway.newForwarder(rt.Service.ID, chain)
 	}
 	s.routes.Store(t)
 	// Services gone, disabled or without plugins now: free their idle instances.
