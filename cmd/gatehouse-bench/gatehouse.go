@@ -176,7 +176,10 @@ func (g *gatehouse) seed(ctx context.Context, upstreamAddr string, wasm []byte) 
 		var p struct {
 			ID string `json:"id"`
 		}
-		if err := g.api(ctx, http.MethodPost, "/api/plugins?name=bench-noop", "application/wasm", wasm, &p); err != nil {
+		// poolSize 64: an operator sizes a plugin's pool for the requests in
+		// flight at once; with the default 8, most of the 32 connections
+		// would wait for an instance and the row would measure that wait.
+		if err := g.api(ctx, http.MethodPost, "/api/plugins?name=bench-noop&poolSize=64", "application/wasm", wasm, &p); err != nil {
 			return fmt.Errorf("upload plugin: %w", err)
 		}
 		services = append(services, obj{"id": "bench-plugin", "groupId": groupID, "name": "bench plugin",
