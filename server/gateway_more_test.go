@@ -241,3 +241,16 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 }
+
+// FuzzBadRequestLine: the scan of raw bytes read from clients never panics,
+// and never flags bytes without a '%'.
+func FuzzBadRequestLine(f *testing.F) {
+	f.Add([]byte("GET /%zz HTTP/1.1\r\nHost: a\r\n\r\n"))
+	f.Add([]byte("POST /a%2 HTTP/1.0\n"))
+	f.Add([]byte("Cookie: x=%zz\r\nGET / HTTP/1.1"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if hasBadRequestLine(b) && bytes.IndexByte(b, '%') < 0 {
+			t.Fatalf("flagged bytes without a %%: %q", b)
+		}
+	})
+}

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -187,4 +188,44 @@ func writeSelfSigned(t *testing.T, dir string) (certFile, keyFile string) {
 	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
 	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
 	return certFile, keyFile
+}
+
+// TestRunBadRequestPath: a request line whose path does not decode never
+// reaches a handler (net/http refuses it); the client still gets the
+// gateway's answer, 400 "bad request path". Other malformed requests keep
+// net/http's own 400.
+func TestRunBadRequestPath(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	up := newUpstream(t)
+	h.group("g")
+	h.service(newService("api", "g", "api.test", up, func(s *gatehouse.Service) { s.PublicPatterns = []string{"/.*"} }))
+	proxy, _, stop := running(t, h)
+	defer stop()
+	raw := func(req string) string {
+		c, err := net.Dial("tcp", proxy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Write([]byte(req)); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(c)
+		return string(b)
+	}
+	got := raw("GET /a/%zz HTTP/1.1\r\nHost: api.test\r\n\r\n")
+	for _, want := range []string{"HTTP/1.1 400 ", "Otoroshi-Error: true\r\n", "Otoroshi-Error-Msg: bad request path\r\n", `{"Otoroshi-Error":"bad request path"}`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("bad escape: answer lacks %q:\n%s", want, got)
+		}
+	}
+	got = raw("GET /fine%20path HTTP/1.1\r\nHost: api.test\r\nBroken header line\r\n\r\n")
+	if !strings.HasPrefix(got, "HTTP/1.1 400 ") || strings.Contains(got, "Otoroshi-Error") {
+		t.Errorf("malformed header: want net/http's plain 400, got:\n%s", got)
+	}
+	got = raw("GET /ok%20path HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\n")
+	if !strings.HasPrefix(got, "HTTP/1.1 200 ") {
+		t.Errorf("a path with a valid escape: %s", got)
+	}
 }

@@ -266,6 +266,7 @@ func (s *Server) Run(ctx context.Context, ready func(proxy, admin net.Addr)) err
 		proxySrv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 		proxyLn = tls.NewListener(proxyLn, proxySrv.TLSConfig)
 	}
+	proxyLn = badPathListener{proxyLn}
 	if ready != nil {
 		ready(proxyLn.Addr(), adminLn.Addr())
 	}
