@@ -56,6 +56,15 @@ type exchange struct {
 	decision      quota.Decision
 	hasDecision   bool
 	sw            statusWriter
+
+	// Backing arrays for header value slices, so setting them allocates
+	// nothing. Only the slices live here, never string bytes: net/http
+	// copies a response's header slices when WriteHeader is called, and the
+	// inbound and outbound requests' headers are done with before the
+	// exchange goes back to the pool when ServeHTTP returns.
+	clientIDVal [1]string
+	reqIDVal    [1]string
+	headerVals  [maxGatewayHeaders]string
 }
 
 type exchangeKey struct{}
@@ -180,6 +189,14 @@ func (g *Gateway) finish(x *exchange, r *http.Request) {
 	status := x.sw.status
 	if status == 0 {
 		status = 499 // the handler returned without answering: the client went away
+		// net/http may still write this answer after we return; its header
+		// slices must not point into the exchange, which is about to be reused.
+		if x.sw.ResponseWriter != nil {
+			h := x.sw.Header()
+			for _, name := range ownHeaders {
+				delete(h, name)
+			}
+		}
 	}
 	svc := ""
 	if fw := x.forwarder(); fw != nil {
@@ -211,7 +228,7 @@ func (g *Gateway) answer(x *exchange, r *http.Request, status int, msg string) {
 // errorHeaders sets the request id and, for a valid key, the quota headers
 // (peeked when the quota stage did not run) on an answer the gateway gives.
 func (g *Gateway) errorHeaders(x *exchange, h http.Header) {
-	gh := gatewayHeaders{reqID: x.reqID}
+	gh := gatewayHeaders{reqID: x.reqID, vals: x.headerVals[:]}
 	if x.key != nil && x.sendHeaders() {
 		if !x.hasDecision {
 			x.decision = g.quotas.Peek(x.key.ClientID, limitsOf(x.key))
@@ -314,7 +331,8 @@ func (g *Gateway) stageAuthenticate(x *exchange, w http.ResponseWriter, r *http.
 	x.key = k
 	cred.Strip(r)
 	r.Header.Del("Otoroshi-Client-Secret")
-	r.Header["Otoroshi-Client-Id"] = []string{k.ClientID}
+	x.clientIDVal[0] = k.ClientID
+	r.Header["Otoroshi-Client-Id"] = x.clientIDVal[:]
 	return true
 }
 
@@ -419,7 +437,8 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 	} else if g.tls {
 		out.Header["X-Forwarded-Proto"] = []string{"https"}
 	}
-	out.Header["Otoroshi-Request-Id"] = []string{x.reqID}
+	x.reqIDVal[0] = x.reqID
+	out.Header["Otoroshi-Request-Id"] = x.reqIDVal[:]
 	for _, h := range rt.AddHeaders {
 		n, v := h.Pair()
 		out.Header[n] = []string{v}
@@ -443,7 +462,7 @@ func (g *Gateway) modifyResponse(resp *http.Response) error {
 	for _, name := range ownHeaders {
 		delete(resp.Header, name)
 	}
-	gh := gatewayHeaders{reqID: x.reqID, latency: true, proxy: now.Sub(x.start) - up, upstream: up}
+	gh := gatewayHeaders{reqID: x.reqID, vals: x.headerVals[:], latency: true, proxy: now.Sub(x.start) - up, upstream: up}
 	if x.key != nil && x.hasDecision {
 		gh.quota, gh.key, gh.decision = true, x.key, &x.decision
 	}

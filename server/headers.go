@@ -21,10 +21,13 @@ const (
 	hdrRateRemaining   = "Ratelimit-Remaining"
 )
 
+// maxGatewayHeaders is how many headers gatewayHeaders sets at most.
+const maxGatewayHeaders = 8
+
 // gatewayHeaders are the values of the gateway's own response headers.
-// write sets them on a header with two allocations in all (one string
-// holding every number, one backing array for the value slices) instead
-// of two per header: these go on every answer.
+// write sets them on a header with one allocation in all (one string holding
+// every number; the value slices are carved from vals, the exchange's array)
+// instead of two per header: these go on every answer.
 type gatewayHeaders struct {
 	reqID           string
 	latency         bool // proxied answer: latency and Server-Timing headers
@@ -32,6 +35,7 @@ type gatewayHeaders struct {
 	quota           bool // the request presented a valid key
 	key             *keys.Key
 	decision        *quota.Decision
+	vals            []string // backing for the value slices, len maxGatewayHeaders
 }
 
 func (g *gatewayHeaders) write(h http.Header) {
@@ -62,7 +66,7 @@ func (g *gatewayHeaders) write(h http.Header) {
 		mark()
 	}
 	s := string(b)
-	vals := make([]string, n+1)
+	vals := g.vals[:n+1]
 	vals[0] = g.reqID
 	for i := range n {
 		start := 0
