@@ -55,6 +55,7 @@ type exchange struct {
 	key           *keys.Key
 	decision      quota.Decision
 	hasDecision   bool
+	clientGone    bool // the client cancelled while the upstream was asked: 499
 	sw            statusWriter
 
 	// Backing arrays for header value slices, so setting them allocates
@@ -188,7 +189,7 @@ func canonicalPath(u *url.URL) (string, bool) {
 func (g *Gateway) finish(x *exchange, r *http.Request) {
 	status := x.sw.status
 	if status == 0 {
-		status = 499 // the handler returned without answering: the client went away
+		status = 499 // the handler returned without answering: the client went away (clientGone)
 		// net/http may still write this answer after we return; its header
 		// slices must not point into the exchange, which is about to be reused.
 		if x.sw.ResponseWriter != nil {
@@ -399,8 +400,8 @@ func (g *Gateway) forward(x *exchange, r *http.Request) {
 }
 
 func (g *Gateway) pluginError(x *exchange, r *http.Request, err error) {
-	if x.sw.status != 0 {
-		return // the answer had begun; nothing more can be said
+	if x.sw.status != 0 || x.clientGone {
+		return // the answer had begun, or nobody is listening
 	}
 	switch {
 	case errors.Is(err, plugins.ErrBusy):
@@ -475,7 +476,7 @@ func (g *Gateway) modifyResponse(resp *http.Response) error {
 func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	x := r.Context().Value(exchangeKey{}).(*exchange)
 	if r.Context().Err() != nil && errors.Is(err, context.Canceled) {
-		x.sw.status = 499
+		x.clientGone = true
 		return
 	}
 	status, msg := http.StatusBadGateway, msgBadGateway
