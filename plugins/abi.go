@@ -484,7 +484,9 @@ func hGetStatusCode(ctx context.Context, _ api.Module, stack []uint64) {
 func hSetStatusCode(ctx context.Context, _ api.Module, stack []uint64) {
 	ex := exchangeOf(ctx)
 	code := int32(stack[0])
-	if code < 100 || code > 999 {
+	// A final status only: a 1xx would go out as an informational answer
+	// (101 would even hand the connection over), which no plugin may cause.
+	if code < 200 || code > 999 {
 		panic(errBadStatus)
 	}
 	ex.status = int(code)
