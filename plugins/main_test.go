@@ -29,26 +29,6 @@ var (
 	cacheDir string // one wazero compilation cache for the whole package
 )
 
-// The guests in Go, C and Rust. Missing toolchains fail the run loudly:
-// CI must install them (Debian: clang lld wasi-libc libclang-rt-14-dev-wasm32
-// rustc libstd-rust-dev-wasm32).
-var goGuests = map[string]string{
-	"hmacauth":    "./examples/hmacauth",
-	"rewrite":     "./examples/rewrite",
-	"deny":        "./examples/deny",
-	"noop":        "./testdata/guests/noop",
-	"echo":        "./testdata/guests/echo",
-	"membomb":     "./testdata/guests/membomb",
-	"conformance": "./testdata/guests/conformance",
-}
-
-var cGuests = map[string]string{
-	"c":         "testdata/guests/c/guest.c",
-	"loop":      "testdata/guests/loop/loop.c",
-	"trap":      "testdata/guests/trap/trap.c",
-	"noexports": "testdata/guests/noexports/noexports.c",
-}
-
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "gatehouse-plugins-test-")
 	if err != nil {
@@ -61,81 +41,41 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
-	if raceEnabled {
-		// Compiling is pure Go work that -race slows tenfold: fill the
-		// cache from a process without it (the machine code is the same).
-		files, _ := filepath.Glob(filepath.Join(dir, "*.wasm"))
-		// A test binary carries no module versions, so wazero names its
-		// cache "dev": the precompiler must too.
-		cmd := exec.Command("go", append([]string{"run",
-			"-ldflags=-X github.com/tetratelabs/wazero/internal/version.version=dev",
-			"./internal/precompile", "-cache", cacheDir}, files...)...)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "precompile: %v\n%s", err, out)
-			os.RemoveAll(dir)
-			os.Exit(1)
-		}
-	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
 
+// buildGuests builds every test guest (Go, C, Rust) with
+// internal/buildguests, the one builder the test packages share. Under
+// -race it also fills the compilation cache from that process: compiling is
+// pure Go work that -race slows tenfold, and the machine code is the same.
+// A test binary carries no module versions, so wazero names its cache
+// "dev": the builder must too. Missing toolchains fail the run loudly.
 func buildGuests(dir string) error {
-	type job struct {
-		name string
-		cmd  *exec.Cmd
+	args := []string{"run"}
+	if raceEnabled {
+		args = append(args, "-ldflags=-X github.com/tetratelabs/wazero/internal/version.version=dev")
 	}
-	var jobs []job
-	for name, pkg := range goGuests {
-		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", filepath.Join(dir, name+".wasm"), pkg)
-		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-		jobs = append(jobs, job{name, cmd})
+	args = append(args, "./internal/buildguests", "-out", dir)
+	if raceEnabled {
+		args = append(args, "-cache", cacheDir)
 	}
-	for name, src := range cGuests {
-		jobs = append(jobs, job{name, exec.Command("clang", "--target=wasm32-wasi", "--sysroot=/usr", "-O2",
-			"-mexec-model=reactor", "-o", filepath.Join(dir, name+".wasm"), src)})
+	if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("%v\n%s", err, out)
 	}
-	jobs = append(jobs,
-		// Debian's rustc: another rustc may come first on PATH.
-		job{"rust", exec.Command(rustc(), "--target", "wasm32-wasi", "-O", "-C", "strip=symbols",
-			"-o", filepath.Join(dir, "rust.wasm"), "testdata/guests/rust/guest.rs")},
-	)
-	errs := make([]error, len(jobs))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 2)
-	for i, j := range jobs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			if out, err := j.cmd.CombinedOutput(); err != nil {
-				errs[i] = fmt.Errorf("%s: %v\n%s(needs: apt-get install golang clang lld wasi-libc libclang-rt-14-dev-wasm32 rustc libstd-rust-dev-wasm32)", j.name, err, out)
-				return
-			}
-			b, err := os.ReadFile(filepath.Join(dir, j.name+".wasm"))
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			errs[i] = nil
-			wasmMu.Lock()
-			wasmOf[j.name] = b
-			wasmMu.Unlock()
-		}()
+	files, err := filepath.Glob(filepath.Join(dir, "*.wasm"))
+	if err != nil {
+		return err
 	}
-	wg.Wait()
-	return errors.Join(errs...)
-}
-
-var wasmMu sync.Mutex
-
-func rustc() string {
-	if _, err := os.Stat("/usr/bin/rustc"); err == nil {
-		return "/usr/bin/rustc"
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		wasmOf[strings.TrimSuffix(filepath.Base(f), ".wasm")] = b
 	}
-	return "rustc"
+	return nil
 }
 
 // logBuffer collects the host's log lines.

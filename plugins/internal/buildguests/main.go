@@ -1,6 +1,6 @@
 // Command buildguests builds test plugins (the examples and the guests under
-// plugins/testdata/guests) into a directory, and optionally fills a wazero
-// compilation cache with them. Test packages outside plugins/ run it from
+// plugins/testdata/guests, in Go, C and Rust) into a directory, and optionally
+// fills a wazero compilation cache with them. Test packages run it from
 // their TestMain, so each package builds its guests once, and compiles them
 // in a process without the race detector (compiling is pure Go work that
 // -race slows tenfold; the cached machine code is the same either way):
@@ -48,6 +48,9 @@ var (
 		"trap":      "plugins/testdata/guests/trap/trap.c",
 		"noexports": "plugins/testdata/guests/noexports/noexports.c",
 	}
+	rustGuests = map[string]string{
+		"rust": "plugins/testdata/guests/rust/guest.rs",
+	}
 )
 
 func main() {
@@ -69,6 +72,9 @@ func run(out, cache string, names []string) error {
 			names = append(names, n)
 		}
 		for n := range cGuests {
+			names = append(names, n)
+		}
+		for n := range rustGuests {
 			names = append(names, n)
 		}
 		sort.Strings(names)
@@ -93,6 +99,9 @@ func run(out, cache string, names []string) error {
 		case cGuests[n] != "":
 			cmds = append(cmds, exec.Command("clang", "--target=wasm32-wasi", "--sysroot=/usr", "-O2",
 				"-mexec-model=reactor", "-o", dst, cGuests[n]))
+		case rustGuests[n] != "":
+			cmds = append(cmds, exec.Command(rustc(), "--target", "wasm32-wasi", "-O", "-C", "strip=symbols",
+				"-o", dst, rustGuests[n]))
 		default:
 			return fmt.Errorf("unknown guest %q", n)
 		}
@@ -105,6 +114,15 @@ func run(out, cache string, names []string) error {
 		return nil
 	}
 	return precompile(cache, out, names)
+}
+
+// rustc is Debian's rustc, whose wasm32 standard library apt installs;
+// another rustc (rustup's) may come first on PATH without that target.
+func rustc() string {
+	if _, err := os.Stat("/usr/bin/rustc"); err == nil {
+		return "/usr/bin/rustc"
+	}
+	return "rustc"
 }
 
 func moduleRoot() (string, error) {
@@ -131,7 +149,7 @@ func runAll(cmds []*exec.Cmd) error {
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			if b, err := c.CombinedOutput(); err != nil {
-				errs[i] = fmt.Errorf("%s: %w\n%s(needs: apt-get install golang clang lld wasi-libc libclang-rt-14-dev-wasm32)",
+				errs[i] = fmt.Errorf("%s: %w\n%s(needs: apt-get install golang clang lld wasi-libc libclang-rt-14-dev-wasm32 rustc libstd-rust-dev-wasm32)",
 					c.String(), err, b)
 			}
 		}()
