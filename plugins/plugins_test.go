@@ -197,7 +197,9 @@ func TestSuspension(t *testing.T) {
 // their own header back, through reqCtx and guest memory.
 func TestConcurrentRequests(t *testing.T) {
 	h := newTestHost(t)
-	h.load(t, "echo", func(p *gatehouse.Plugin) { p.PoolSize = 8 })
+	// Isolation is what this test is about, not the time limit: under -race
+	// on a loaded 2-core machine a guest call can outlast the default 100 ms.
+	h.load(t, "echo", func(p *gatehouse.Plugin) { p.PoolSize, p.TimeoutMs = 8, 10_000 })
 	a := newGateway(t, h, "svc-a", ref("echo", "config-a"))
 	b := newGateway(t, h, "svc-b", ref("echo", "config-b"))
 	var wg sync.WaitGroup
@@ -212,7 +214,7 @@ func TestConcurrentRequests(t *testing.T) {
 			want := fmt.Sprintf("request-%d", i)
 			res := g.do(t, "GET", "/", "", "X-Echo", want)
 			if res.Status != 200 || res.Header.Get("X-Echo") != want || res.Header.Get("X-Echo-Config") != cfg {
-				t.Errorf("request %d got %d %q config %q", i, res.Status, res.Header.Get("X-Echo"), res.Header.Get("X-Echo-Config"))
+				t.Errorf("request %d got %d %q config %q\nhost log:\n%s", i, res.Status, res.Header.Get("X-Echo"), res.Header.Get("X-Echo-Config"), h.logs.String())
 			}
 		}()
 	}
@@ -223,14 +225,16 @@ func TestConcurrentRequests(t *testing.T) {
 // instances drops none of them; later requests run the new module.
 func TestReplaceInFlight(t *testing.T) {
 	h := newTestHost(t)
-	h.load(t, "echo", func(p *gatehouse.Plugin) { p.PoolSize = 4 })
+	// A long time limit: the requests must reach the upstream even on a
+	// loaded machine, or there is nothing in flight to replace under.
+	h.load(t, "echo", func(p *gatehouse.Plugin) { p.PoolSize, p.TimeoutMs = 4, 10_000 })
 	g := newGateway(t, h, "svc-replace", ref("echo", ""))
 	release := make(chan struct{})
-	var arrived sync.WaitGroup
-	arrived.Add(4)
+	arrived := make(chan struct{}, 4)
+	failed := make(chan string, 4)
 	g.upstream = func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("X-Hold") != "" {
-			arrived.Done()
+			arrived <- struct{}{}
 			<-release
 		}
 		_, _ = w.Write([]byte("ok"))
@@ -243,28 +247,42 @@ func TestReplaceInFlight(t *testing.T) {
 			want := fmt.Sprint("held-", i)
 			res := g.do(t, "GET", "/", "", "X-Echo", want, "X-Hold", "1")
 			if res.Status != 200 || res.Header.Get("X-Echo") != want {
-				t.Errorf("in-flight request %d: %d %q", i, res.Status, res.Header.Get("X-Echo"))
+				failed <- fmt.Sprintf("in-flight request %d: %d %q", i, res.Status, res.Header.Get("X-Echo"))
 			}
 		}()
 	}
-	arrived.Wait() // every pool instance is held by a request at the upstream
+	// Every pool instance is held by a request at the upstream; a request
+	// that fails before getting there ends the test instead of hanging it.
+	for range 4 {
+		select {
+		case <-arrived:
+		case msg := <-failed:
+			close(release)
+			t.Fatal(msg)
+		}
+	}
 	p := gatehouse.DefaultPlugin()
 	p.ID = "echo"
 	if err := h.Load(t.Context(), p, wasmOf["c"]); err != nil {
+		close(release)
 		t.Fatal(err)
 	}
 	res := g.do(t, "GET", "/", "", "X-In", "new")
+	close(release)
 	if res.Status != 200 || res.Header.Get("X-Lang") != "c" || res.Header.Get("X-Out") != "new" {
 		t.Fatalf("after replace: %d %v", res.Status, res.Header)
 	}
-	close(release)
 	wg.Wait()
+	close(failed)
+	for msg := range failed {
+		t.Error(msg)
+	}
 }
 
 func TestBusy(t *testing.T) {
 	h := newTestHost(t)
 	h.busy = 50 * time.Millisecond
-	h.load(t, "echo", func(p *gatehouse.Plugin) { p.PoolSize = 1 })
+	h.load(t, "echo", func(p *gatehouse.Plugin) { p.PoolSize, p.TimeoutMs = 1, 10_000 })
 	g := newGateway(t, h, "svc-busy", ref("echo", ""))
 	release := make(chan struct{})
 	arrived := make(chan struct{})
@@ -276,7 +294,11 @@ func TestBusy(t *testing.T) {
 	}
 	done := make(chan int)
 	go func() { done <- g.do(t, "GET", "/", "", "X-Hold", "1").Status }()
-	<-arrived
+	select {
+	case <-arrived:
+	case s := <-done: // failed before reaching the upstream: fail, do not hang
+		t.Fatalf("held request never reached the upstream: %d", s)
+	}
 	if res := g.do(t, "GET", "/", ""); res.Status != http.StatusServiceUnavailable {
 		t.Fatalf("second request with a pool of 1 held: %d, want 503", res.Status)
 	}

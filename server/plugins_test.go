@@ -480,13 +480,18 @@ func TestPluginReplaceDeleteAndReferences(t *testing.T) {
 	svc := newService("swap", "g", "swap.test", nil, public)
 	svc.Targets = []gatehouse.Target{{Host: strings.TrimPrefix(up.URL, "http://"), Scheme: "http"}}
 	h.service(svc)
-	p := h.upload("swappable", w["echo"], "")
+	p := h.upload("swappable", w["echo"], "&timeoutMs=10000") // the held request must reach the upstream
 	h.attach("swap", ref(p.ID, "cfg"))
 
 	// One request holds an echo instance from handle_request until the upstream answers.
 	held := make(chan answer, 1)
 	go func() { held <- h.send("GET", "swap.test", "/", "X-Hold", "1", "X-Echo", "held") }()
-	<-arrived
+	select { // a request that fails before the upstream ends the test instead of hanging it
+	case <-arrived:
+	case a := <-held:
+		close(release)
+		t.Fatalf("held request never reached the upstream: %d %q", a.status, a.msg())
+	}
 
 	// Meanwhile clients keep calling, and the module is swapped back and forth.
 	var wg sync.WaitGroup
@@ -574,7 +579,7 @@ func TestPluginConcurrentRequestsIsolated(t *testing.T) {
 	t.Parallel()
 	h := newPluginHarness(t)
 	up := newUpstream(t)
-	p := h.upload("echo", guests(t)["echo"], "")
+	p := h.upload("echo", guests(t)["echo"], "&timeoutMs=10000") // isolation, not the time limit, is tested here
 	h.service(newService("echo", "g", "echo.test", up, public))
 	h.attach("echo", ref(p.ID, "echo-config"))
 	var wg sync.WaitGroup
@@ -712,11 +717,16 @@ func TestPluginBusy(t *testing.T) {
 	svc := newService("one", "g", "one.test", nil, public)
 	svc.Targets = []gatehouse.Target{{Host: strings.TrimPrefix(up.URL, "http://"), Scheme: "http"}}
 	h.service(svc)
-	p := h.upload("echo", guests(t)["echo"], "&poolSize=1")
+	p := h.upload("echo", guests(t)["echo"], "&poolSize=1&timeoutMs=10000") // the held request must reach the upstream
 	h.attach("one", ref(p.ID, ""))
 	held := make(chan answer, 1)
 	go func() { held <- h.send("GET", "one.test", "/", "X-Hold", "1", "X-Echo", "held") }()
-	<-arrived
+	select { // a request that fails before the upstream ends the test instead of hanging it
+	case <-arrived:
+	case a := <-held:
+		close(release)
+		t.Fatalf("held request never reached the upstream: %d %q", a.status, a.msg())
+	}
 	if a := h.send("GET", "one.test", "/"); a.status != 503 || a.msg() != "plugin busy" {
 		t.Errorf("pool exhausted: %d %q, want 503 plugin busy", a.status, a.msg())
 	}
