@@ -60,8 +60,8 @@ func Errorf(kind ErrorKind, field, format string, args ...any) *Error {
 func Invalid(field, format string, args ...any) *Error {
 	return Errorf(KindInvalid, field, format, args...)
 }
-func NotFound(format string, args ...any) *Error { return Errorf(KindNotFound, "", format, args...) }
-func Conflict(format string, args ...any) *Error { return Errorf(KindConflict, "", format, args...) }
+func NotFound(format string, args ...any) *Error  { return Errorf(KindNotFound, "", format, args...) }
+func Conflict(format string, args ...any) *Error  { return Errorf(KindConflict, "", format, args...) }
 func Forbidden(format string, args ...any) *Error { return Errorf(KindForbidden, "", format, args...) }
 
 // ErrStorageFull is the error of a write refused because the database cannot
