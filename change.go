@@ -1,0 +1,58 @@
+package gatehouse
+
+import (
+	"context"
+	"sync/atomic"
+)
+
+// A write's context carries who makes it (for the change log and the audit
+// log) and, for a caller that answers the write, a recorder of the revision
+// it committed (for the Gatehouse-Revision header). The store reads both; the
+// admin API, the dashboard and the command line set them.
+
+type actorKey struct{}
+
+// Actors of the change log (contract section 14).
+const (
+	ActorCLI    = "cli"
+	ActorSystem = "system"
+)
+
+// APIKeyActor and UserActor name an admin API key and a dashboard user as actors.
+func APIKeyActor(clientID string) string { return "apikey:" + clientID }
+func UserActor(name string) string       { return "user:" + name }
+
+// WithActor returns ctx carrying actor.
+func WithActor(ctx context.Context, actor string) context.Context {
+	return context.WithValue(ctx, actorKey{}, actor)
+}
+
+// ActorOf returns the actor ctx carries, "system" when none.
+func ActorOf(ctx context.Context) string {
+	if a, ok := ctx.Value(actorKey{}).(string); ok && a != "" {
+		return a
+	}
+	return ActorSystem
+}
+
+type revisionKey struct{}
+
+// RevisionRecorder holds the revision the writes made under one context
+// committed (the last, when there were several).
+type RevisionRecorder struct{ rev atomic.Int64 }
+
+// WithRevisionRecorder returns ctx carrying a fresh recorder.
+func WithRevisionRecorder(ctx context.Context) (context.Context, *RevisionRecorder) {
+	r := &RevisionRecorder{}
+	return context.WithValue(ctx, revisionKey{}, r), r
+}
+
+// RecordRevision tells ctx's recorder, if any, that a write committed rev.
+func RecordRevision(ctx context.Context, rev int64) {
+	if r, ok := ctx.Value(revisionKey{}).(*RevisionRecorder); ok {
+		r.rev.Store(rev)
+	}
+}
+
+// Revision is the revision recorded, 0 when no write committed.
+func (r *RevisionRecorder) Revision() int64 { return r.rev.Load() }
