@@ -184,7 +184,7 @@ func TestParseConfig(t *testing.T) {
 		{name: "named port", args: []string{"--proxy-addr", "127.0.0.1:http"}, env: env(), wantErr: "--proxy-addr"},
 		{name: "bad host", args: []string{"--proxy-addr", "no_such host:80"}, env: env(), wantErr: "--proxy-addr"},
 		{name: "bad address from env", env: env("GATEHOUSE_ADMIN_ADDR", "127.0.0.1:70000"), wantErr: "GATEHOUSE_ADMIN_ADDR"},
-		{name: "both listeners on one port", args: []string{"--proxy-addr", ":9000", "--admin-addr", "127.0.0.1:9000"}, env: env(), wantErr: "--proxy-addr and --admin-addr"},
+		{name: "both listeners on one port", args: []string{"--proxy-addr", ":9000", "--admin-addr", "127.0.0.1:9000"}, env: env(), wantErr: "--proxy-addr :9000 and --admin-addr 127.0.0.1:9000 both take port 9000"},
 		{name: "bad cidr", args: []string{"--trusted-proxies", "10.0.0.0/99"}, env: env(), wantErr: "--trusted-proxies"},
 		{name: "cert without key", args: []string{"--proxy-tls-cert", cert}, env: env(), wantErr: "--proxy-tls-key"},
 		{name: "cert file missing", args: []string{"--proxy-tls-cert", filepath.Join(dir, "none.pem"), "--proxy-tls-key", key}, env: env(), wantErr: "--proxy-tls-cert"},

@@ -159,7 +159,8 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 		return c, err
 	}
 	if sameListener(c.ProxyAddr, c.AdminAddr) {
-		return c, usageError{fmt.Sprintf("--proxy-addr and --admin-addr are both %s: give them different ports", c.ProxyAddr)}
+		_, port, _ := net.SplitHostPort(c.ProxyAddr)
+		return c, usageError{fmt.Sprintf("--proxy-addr %s and --admin-addr %s both take port %s: give them different ports", c.ProxyAddr, c.AdminAddr, port)}
 	}
 	tz := v["timezone"]
 	if tz.value == "" {
