@@ -508,16 +508,22 @@ func TestAdminCommandsOnAGatewaysDatabase(t *testing.T) {
 	if strings.Contains(lines.all(), "First start") {
 		t.Errorf("the admin commands made the next start bootstrap again:\n%s", lines.all())
 	}
-	req, _ := http.NewRequest("GET", admin+"/api/services", nil)
-	req.SetBasicAuth(key[1], key[2])
+	if code := adminGet(t, admin+"/api/services", key[1], key[2]); code != 200 {
+		t.Errorf("admin API with the new key: %d", code)
+	}
+}
+
+// adminGet calls the admin API with a key and returns the status.
+func adminGet(t *testing.T, url, clientID, secret string) int {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	req.SetBasicAuth(clientID, secret)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Errorf("admin API with the new key: %d", resp.StatusCode)
-	}
+	return resp.StatusCode
 }
 
 // TestAdminCommandRefusesAForeignDatabase: a SQLite file gatehouse serve

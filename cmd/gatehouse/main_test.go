@@ -152,15 +152,8 @@ func TestFirstRunDemoAndRestart(t *testing.T) {
 		t.Fatalf("demo call: %d %s", resp.StatusCode, body)
 	}
 	admin := regexp.MustCompile(`dashboard: (http://\S+)`).FindStringSubmatch(out.all())[1]
-	areq, _ := http.NewRequest("GET", admin+"/api/groups", nil)
-	areq.SetBasicAuth("root", "root-secret")
-	aresp, err := http.DefaultClient.Do(areq)
-	if err != nil {
-		t.Fatal(err)
-	}
-	aresp.Body.Close()
-	if aresp.StatusCode != 200 {
-		t.Fatalf("admin API with the bootstrap key: %d", aresp.StatusCode)
+	if code := adminGet(t, admin+"/api/groups", "root", "root-secret"); code != 200 {
+		t.Fatalf("admin API with the bootstrap key: %d", code)
 	}
 	cancel()
 	if err := <-errc; err != nil {
