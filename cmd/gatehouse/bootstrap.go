@@ -150,24 +150,6 @@ func openExisting(ctx context.Context, path string) (*store.Store, error) {
 	return st, nil
 }
 
-// sqliteHeader opens every SQLite 3 database file.
-const sqliteHeader = "SQLite format 3\x00"
-
-// checkSQLiteHeader reads the file's first bytes only: an empty file or
-// another kind of file is refused before SQLite would turn it into a database.
-func checkSQLiteHeader(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("cannot be read: %s", pathReason(err))
-	}
-	defer f.Close()
-	b := make([]byte, len(sqliteHeader))
-	if _, err := io.ReadFull(f, b); err != nil || string(b) != sqliteHeader {
-		return errors.New("is not a SQLite database")
-	}
-	return nil
-}
-
 // cliContext marks the admin commands' writes as made by the command line,
 // for the change log and the audit log.
 func cliContext(ctx context.Context) context.Context {

@@ -199,6 +199,7 @@ func TestParseConfig(t *testing.T) {
 		{name: "db in a missing folder", args: []string{"--db", filepath.Join(dir, "missing", "g.db")}, env: env(), wantErr: "folder " + filepath.Join(dir, "missing") + " does not exist"},
 		{name: "db is a folder", args: []string{"--db", dir}, env: env(), wantErr: "it is a folder"},
 		{name: "db under a file", args: []string{"--db", filepath.Join(aFile, "g.db")}, env: env(), wantErr: "is not a folder"},
+		{name: "db is not SQLite", args: []string{"--db", aFile}, env: env(), wantErr: "the file is not a SQLite database"},
 		{name: "wasm cache is a file", args: []string{"--wasm-cache", aFile}, env: env(), wantErr: "--wasm-cache"},
 	}
 	for _, c := range cases {
@@ -333,7 +334,10 @@ func TestDBFolderNotWritable(t *testing.T) {
 			}
 			var out, errb bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &out, &errb
-			cmd.Run()
+			var ee *exec.ExitError
+			if err := cmd.Run(); err != nil && !errors.As(err, &ee) {
+				t.Fatalf("run gatehouse as another user: %v", err)
+			}
 			if code := cmd.ProcessState.ExitCode(); code != c.code || !strings.Contains(errb.String(), c.want) {
 				t.Errorf("exit %d, stderr %q; want exit %d naming %q", code, errb.String(), c.code, c.want)
 			}

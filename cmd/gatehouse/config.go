@@ -301,6 +301,11 @@ func checkServeDB(s source) (string, error) {
 		return "", s.bad("it is not a regular file")
 	case err == nil && !writable(s.value):
 		return "", s.bad("the file is not writable")
+	case err == nil && fi.Size() > 0:
+		// An empty file SQLite makes a new database; any other must be one.
+		if err := checkSQLiteHeader(s.value); err != nil {
+			return "", s.bad("the file " + err.Error())
+		}
 	case err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR):
 		return "", s.bad(pathReason(err)) // ENOTDIR: the folder check below says which
 	}
@@ -308,6 +313,24 @@ func checkServeDB(s source) (string, error) {
 		return "", err
 	}
 	return s.value, nil
+}
+
+// sqliteHeader opens every SQLite 3 database file.
+const sqliteHeader = "SQLite format 3\x00"
+
+// checkSQLiteHeader reads the file's first bytes only: an empty file or
+// another kind of file is refused before SQLite would turn it into a database.
+func checkSQLiteHeader(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("cannot be read: %s", pathReason(err))
+	}
+	defer f.Close()
+	b := make([]byte, len(sqliteHeader))
+	if _, err := io.ReadFull(f, b); err != nil || string(b) != sqliteHeader {
+		return errors.New("is not a SQLite database")
+	}
+	return nil
 }
 
 // checkFolder wants dir to be an existing folder this process may write.
