@@ -145,6 +145,9 @@ func openExisting(ctx context.Context, path string) (*store.Store, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read database %s: %w", name, err)
 		}
+		// By now store.Open has added our tables to that file: only the store
+		// could look inside it first, and an empty or non-SQLite file, the
+		// likely mistakes, were refused above without writing.
 		return nil, fmt.Errorf("database %s was never started by gatehouse serve; start it once first", name)
 	}
 	return st, nil

@@ -95,25 +95,25 @@ func (s source) bad(why string) error {
 // from the environment. Every problem is a usageError naming the flag; -h and
 // --help are errHelp.
 func parseFlags(name string, specs []flagSpec, args []string, getenv func(string) string) (map[string]source, error) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	fset := flag.NewFlagSet(name, flag.ContinueOnError)
+	fset.SetOutput(io.Discard)
 	vals := map[string]*textValue{}
 	for _, f := range specs {
 		v := &textValue{s: f.def, isBool: f.isBool}
 		vals[f.name] = v
-		fs.Var(v, f.name, f.help)
+		fset.Var(v, f.name, f.help)
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := fset.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, errHelp
 		}
 		return nil, usageError{flagError(name, err)}
 	}
-	if fs.NArg() > 0 {
-		return nil, usageError{fmt.Sprintf("unexpected argument %q (gatehouse %s takes flags only)", fs.Arg(0), name)}
+	if fset.NArg() > 0 {
+		return nil, usageError{fmt.Sprintf("unexpected argument %q (gatehouse %s takes flags only)", fset.Arg(0), name)}
 	}
 	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	fset.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	out := map[string]source{}
 	for _, f := range specs {
 		s := source{flag: f.name, value: vals[f.name].s}
