@@ -91,6 +91,28 @@ func (f *follower) Prepare(ctx context.Context, v *store.View, cs []gatehouse.Ch
 	}, nil
 }
 
+// Abandoned is called when a write failed to commit after Prepare: the plugin
+// host may hold modules that Prepare loaded for it, so the catalog is built
+// again from what is committed.
+func (f *follower) Abandoned(ctx context.Context) {
+	f.s.loaded = map[string]string{} // reload every plugin: the host may run one never committed
+	if err := f.s.loadCatalog(ctx); err != nil {
+		f.s.log.Error("rebuild the routing table after a failed commit", "err", err)
+	}
+}
+
+// loadCatalog builds and installs the routing table from the committed state.
+func (s *Server) loadCatalog(ctx context.Context) error {
+	return s.store.Read(ctx, func(v *store.View) error {
+		swap, err := s.prepareCatalog(ctx, v)
+		if err != nil {
+			return err
+		}
+		swap()
+		return nil
+	})
+}
+
 // prepareCatalog loads the plugins whose bytes or limits changed and builds
 // the routing table with every service's plugin chain, from what v sees. A
 // service the table cannot hold, or a plugin that does not load, is an error:

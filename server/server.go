@@ -127,15 +127,7 @@ func New(ctx context.Context, cfg Config, st *store.Store) (*Server, error) {
 		Now:             cfg.Now,
 		Logger:          cfg.Logger,
 	}, &s.routes, s.keys, s.quotas, s.metrics)
-	err = st.Read(ctx, func(v *store.View) error {
-		swap, err := s.prepareCatalog(ctx, v)
-		if err != nil {
-			return err
-		}
-		swap()
-		return nil
-	})
-	if err != nil {
+	if err := s.loadCatalog(ctx); err != nil {
 		host.Close(ctx)
 		return nil, fmt.Errorf("load services and plugins: %w", err)
 	}

@@ -42,6 +42,8 @@ func (r *recorder) Prepare(ctx context.Context, v *View, cs []gatehouse.Change) 
 	}, nil
 }
 
+func (r *recorder) Abandoned(context.Context) {}
+
 func (r *recorder) take() []gatehouse.Change {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -96,11 +96,14 @@ func (s *Store) Close() error {
 //   - for a write made by another process on the same file, from Follow.
 //
 // Prepare reads what it needs through v, which sees the transaction's state;
-// install must not fail. Both run with the store's write lock held: they must
-// not write through the store.
+// install must not fail. When the commit itself fails after a successful
+// Prepare (a full disk), Abandoned is called instead of install, so that the
+// follower drops whatever Prepare readied. All of them run with the store's
+// write lock held: they must not write through the store.
 type Follower interface {
 	Revision() int64
 	Prepare(ctx context.Context, v *View, changes []gatehouse.Change) (install func(), err error)
+	Abandoned(ctx context.Context)
 }
 
 // SetFollower installs the follower; call it before serving.
@@ -145,10 +148,15 @@ func (s *Store) write(ctx context.Context, fn func(tx *txn) error) error {
 			return storageErr(err)
 		}
 		if install, err = s.prepare(ctx, tx, rev); err != nil {
-			return err
+			// Whatever the follower's reason, the write is sound and the
+			// gateway failed it: an internal error (500), never the caller's.
+			return fmt.Errorf("the gateway cannot apply revision %d: %v", rev, err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
+		if install != nil {
+			s.follower.Abandoned(ctx)
+		}
 		return storageErr(fmt.Errorf("commit: %w", err))
 	}
 	if install != nil {

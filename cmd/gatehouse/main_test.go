@@ -405,3 +405,32 @@ func TestSIGKILLLosesAtMostOneFlush(t *testing.T) {
 		t.Errorf("stored %d calls but only %d were answered (+%d in flight)", stored, total, inFlight)
 	}
 }
+
+// TestAdminCommandsReachARunningGateway: what `gatehouse admin` writes to the
+// file of a running gateway is honoured without a restart, through the
+// change log the gateway follows.
+func TestAdminCommandsReachARunningGateway(t *testing.T) {
+	t.Parallel()
+	db := filepath.Join(t.TempDir(), "g.db")
+	c := startChild(t, db)
+
+	var out strings.Builder
+	if err := run(context.Background(), []string{"admin", "new-key", "--db", db}, env(), &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	written := time.Now()
+	key := regexp.MustCompile(`admin API key: (\S+)\nadmin secret: (\S+)\n`).FindStringSubmatch(out.String())
+	if key == nil {
+		t.Fatalf("no key printed: %q", out.String())
+	}
+	// Wait on the gateway's own answer; the contract's bound is 1 s, the
+	// deadline here only keeps a broken build from hanging.
+	deadline := written.Add(10 * time.Second)
+	for adminGet(t, c.admin+"/api/groups", key[1], key[2]) != http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Fatalf("the running gateway still refuses the key written by admin new-key after 10 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("admin new-key honoured by the running gateway %v after it was written", time.Since(written).Round(time.Millisecond))
+}
