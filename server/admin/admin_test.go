@@ -132,6 +132,7 @@ type response struct {
 	status int
 	header http.Header
 	body   []byte
+	close  bool // the server closes the connection after this answer
 }
 
 // json decodes the body into a fresh T.
@@ -172,7 +173,7 @@ func (a *testAPI) send(method, path, ct string, body io.Reader, auth bool) respo
 	if err != nil {
 		a.t.Fatalf("%s %s: read: %v", method, path, err)
 	}
-	return response{status: res.StatusCode, header: res.Header, body: raw}
+	return response{status: res.StatusCode, header: res.Header, body: raw, close: res.Close}
 }
 
 // expect asserts the status and that the answer is JSON.

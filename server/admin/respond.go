@@ -116,6 +116,11 @@ func (w *revisionWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter 
 // readBody reads at most limit bytes of the request body; beyond that the
 // error is an *http.MaxBytesError (413).
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	// MaxBytesReader tells the server's own writer to close the connection
+	// after an oversized body; it does not look through wrappers.
+	if rw, ok := w.(*revisionWriter); ok {
+		w = rw.ResponseWriter
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
