@@ -101,11 +101,20 @@ func (b *recordingBackend) CreateGroup(ctx context.Context, g *gatehouse.Group) 
 func (b *recordingBackend) UpdateGroup(ctx context.Context, g *gatehouse.Group) error {
 	return b.wrote(ctx, b.testBackend.UpdateGroup(ctx, g))
 }
-func (b *recordingBackend) DeleteService(ctx context.Context, id string) error {
-	return b.wrote(ctx, b.testBackend.DeleteService(ctx, id))
+func (b *recordingBackend) DeleteGroup(ctx context.Context, id string) error {
+	return b.wrote(ctx, b.testBackend.DeleteGroup(ctx, id))
 }
 func (b *recordingBackend) CreateService(ctx context.Context, s *gatehouse.Service) error {
 	return b.wrote(ctx, b.testBackend.CreateService(ctx, s))
+}
+func (b *recordingBackend) UpdateService(ctx context.Context, s *gatehouse.Service) error {
+	return b.wrote(ctx, b.testBackend.UpdateService(ctx, s))
+}
+func (b *recordingBackend) DeleteService(ctx context.Context, id string) error {
+	return b.wrote(ctx, b.testBackend.DeleteService(ctx, id))
+}
+func (b *recordingBackend) CreateAPIKey(ctx context.Context, k *gatehouse.APIKey) error {
+	return b.wrote(ctx, b.testBackend.CreateAPIKey(ctx, k))
 }
 func (b *recordingBackend) CreateAPIKeys(ctx context.Context, ks []gatehouse.APIKey) error {
 	return b.wrote(ctx, b.testBackend.CreateAPIKeys(ctx, ks))
@@ -113,9 +122,24 @@ func (b *recordingBackend) CreateAPIKeys(ctx context.Context, ks []gatehouse.API
 func (b *recordingBackend) UpdateAPIKey(ctx context.Context, k *gatehouse.APIKey) error {
 	return b.wrote(ctx, b.testBackend.UpdateAPIKey(ctx, k))
 }
+func (b *recordingBackend) DeleteAPIKey(ctx context.Context, clientID string) error {
+	return b.wrote(ctx, b.testBackend.DeleteAPIKey(ctx, clientID))
+}
+func (b *recordingBackend) ResetUsage(ctx context.Context, clientID string) error {
+	return b.wrote(ctx, b.testBackend.ResetUsage(ctx, clientID))
+}
+func (b *recordingBackend) CreatePlugin(ctx context.Context, p *gatehouse.Plugin, wasm []byte) error {
+	return b.wrote(ctx, b.testBackend.CreatePlugin(ctx, p, wasm))
+}
+func (b *recordingBackend) UpdatePlugin(ctx context.Context, p *gatehouse.Plugin) error {
+	return b.wrote(ctx, b.testBackend.UpdatePlugin(ctx, p))
+}
 func (b *recordingBackend) ReplacePluginWasm(ctx context.Context, id string, wasm []byte) (gatehouse.Plugin, error) {
 	p, err := b.testBackend.ReplacePluginWasm(ctx, id, wasm)
 	return p, b.wrote(ctx, err)
+}
+func (b *recordingBackend) DeletePlugin(ctx context.Context, id string) error {
+	return b.wrote(ctx, b.testBackend.DeletePlugin(ctx, id))
 }
 
 // Every write's answer carries the revision it committed in
@@ -128,7 +152,12 @@ func TestRevisionHeaderAndActor(t *testing.T) {
 	t.Cleanup(srv.Close)
 	a := &testAPI{t: t, srv: srv}
 
-	p := a.mustPlugin("p") // not recorded by this backend: no header
+	p := decode[gatehouse.Plugin](t, a.expect(a.do("POST", "/api/plugins?name=p", "application/wasm", wasmBytes), http.StatusCreated))
+	if got := a.do("GET", "/api/plugins/"+p.ID, "", ""); got.header.Get("Gatehouse-Revision") != "" {
+		t.Errorf("a read answered Gatehouse-Revision %q", got.header.Get("Gatehouse-Revision"))
+	}
+	// Every write route, in an order where each one succeeds; the plugin's
+	// upload above was revision 1.
 	for i, tc := range []struct {
 		method, path, ct, body string
 		status                 int
@@ -136,17 +165,33 @@ func TestRevisionHeaderAndActor(t *testing.T) {
 		{"POST", "/api/groups", "", `{"id":"g","name":"g"}`, http.StatusCreated},
 		{"PATCH", "/api/groups/g", "", `{"description":"d"}`, http.StatusOK},
 		{"PATCH", "/api/groups/g", "", `{}`, http.StatusOK},
+		{"PUT", "/api/groups/g", "", `{"name":"G"}`, http.StatusOK},
 		{"POST", "/api/services", "", `{"id":"s","groupId":"g","name":"s","domain":"s.example.com","targets":[{"host":"127.0.0.1:1"}]}`, http.StatusCreated},
+		{"PATCH", "/api/services/s", "", `{"maintenanceMode":true}`, http.StatusOK},
+		{"PUT", "/api/services/s", "", `{"groupId":"g","name":"s","domain":"s.example.com","targets":[{"host":"127.0.0.1:2"}]}`, http.StatusOK},
 		{"POST", "/api/apikeys/_bulk", "", `[{"clientId":"k1","authorizedGroup":"g"},{"clientId":"k2"}]`, http.StatusCreated},
+		{"POST", "/api/groups/g/apikeys", "", `{"clientId":"k3"}`, http.StatusCreated},
+		{"POST", "/api/services/s/apikeys", "", `{"clientId":"k4"}`, http.StatusCreated},
 		{"PUT", "/api/groups/g/apikeys/k1", "", `{"clientName":"one"}`, http.StatusOK},
+		{"PATCH", "/api/services/s/apikeys/k3", "", `{"clientName":"three"}`, http.StatusOK},
+		{"PUT", "/api/apikeys/k2", "", `{"clientName":"two"}`, http.StatusOK},
+		{"PATCH", "/api/apikeys/k2", "", `{"dailyQuota":3}`, http.StatusOK},
+		{"DELETE", "/api/apikeys/k2/quotas", "", ``, http.StatusOK},
+		{"DELETE", "/api/groups/g/apikeys/k1", "", ``, http.StatusOK},
+		{"DELETE", "/api/services/s/apikeys/k3", "", ``, http.StatusOK},
+		{"DELETE", "/api/apikeys/k4", "", ``, http.StatusOK},
 		{"DELETE", "/api/services/s", "", ``, http.StatusOK},
+		{"DELETE", "/api/groups/g", "", ``, http.StatusOK},
+		{"PATCH", "/api/plugins/" + p.ID, "", `{"name":"renamed"}`, http.StatusOK},
 		{"PUT", "/api/plugins/" + p.ID, "application/wasm", wasmBytes + "\x00", http.StatusOK},
+		{"DELETE", "/api/plugins/" + p.ID, "", ``, http.StatusOK},
 	} {
 		r := a.expect(a.do(tc.method, tc.path, tc.ct, tc.body), tc.status)
-		if got, want := r.header.Get("Gatehouse-Revision"), fmt.Sprint(i+1); got != want {
+		if got, want := r.header.Get("Gatehouse-Revision"), fmt.Sprint(i+2); got != want {
 			t.Errorf("%s %s: Gatehouse-Revision %q, want %s", tc.method, tc.path, got, want)
 		}
 	}
+	a.mustGroup("g")
 	for _, tc := range []struct {
 		method, path, body string
 		status             int
@@ -155,7 +200,8 @@ func TestRevisionHeaderAndActor(t *testing.T) {
 		{"GET", "/api/apikeys", "", http.StatusOK},
 		{"POST", "/api/groups", `{"id":"g","name":"again"}`, http.StatusConflict},
 		{"PATCH", "/api/groups/g", `{"nmae":"x"}`, http.StatusBadRequest},
-		{"POST", "/api/plugins?name=q", wasmBytes, http.StatusCreated},
+		{"PUT", "/api/groups/missing", `{"name":"x"}`, http.StatusNotFound},
+		{"DELETE", "/api/apikeys/missing", "", http.StatusNotFound},
 	} {
 		r := a.expect(a.do(tc.method, tc.path, "", tc.body), tc.status)
 		if got := r.header.Get("Gatehouse-Revision"); got != "" {
@@ -165,8 +211,8 @@ func TestRevisionHeaderAndActor(t *testing.T) {
 
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if len(b.actors) != 8 {
-		t.Fatalf("%d writes recorded, want 8", len(b.actors))
+	if len(b.actors) != 25 {
+		t.Fatalf("%d writes recorded, want 25", len(b.actors))
 	}
 	for i, actor := range b.actors {
 		if actor != gatehouse.APIKeyActor(testClientID) {
