@@ -172,16 +172,16 @@ func (s *Server) adminHandler() http.Handler {
 }
 
 // authenticateAdmin admits an API key of admin-api-group presented in a header.
-func (s *Server) authenticateAdmin(r *http.Request) error {
+func (s *Server) authenticateAdmin(r *http.Request) (admin.Caller, error) {
 	cred := auth.Extract(r, auth.HeadersOnly)
 	k, res := auth.Verify(&cred, s.keys, s.cfg.Now().UnixMilli())
 	if res != auth.OK {
-		return errors.New(res.Message())
+		return admin.Caller{}, errors.New(res.Message())
 	}
 	if !k.InGroup(gatehouse.AdminGroupID) {
-		return errors.New("apikey not authorized on the admin api")
+		return admin.Caller{}, errors.New("apikey not authorized on the admin api")
 	}
-	return nil
+	return admin.Caller{ClientID: k.ClientID, ReadOnly: k.ReadOnly}, nil
 }
 
 // Run serves both listeners until ctx is done, then shuts down gracefully:
