@@ -119,6 +119,7 @@ func TestDeleteRacingUpdates(t *testing.T) {
 func TestWriteTheGatewayCannotServeIsRolledBack(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
+	guests(t) // builds the shared compilation cache
 	h := newHarness(t, func(c *Config) { c.WasmCache = wasmCacheDir() })
 	up := newUpstream(t)
 	h.group("g")

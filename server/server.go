@@ -158,6 +158,7 @@ func (s *Server) adminHandler() http.Handler {
 	admin.Register(r, admin.Config{
 		Backend:      backend{s.store, s},
 		Authenticate: s.authenticateAdmin,
+		Health:       func() (string, int64, bool) { return "standalone", s.Revision(), true },
 		Metrics:      promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}),
 		Logger:       s.log,
 	})
