@@ -223,52 +223,58 @@ func (s *Store) UpdateAPIKey(ctx context.Context, k *gatehouse.APIKey) error {
 	if err != nil {
 		return err
 	}
-	return s.write(ctx, func(tx *txn) error {
-		var ec entityChecker
-		if err := ec.check(ctx, tx, k.AuthorizedEntities, ""); err != nil {
-			return err
-		}
-		res, err := tx.ExecContext(ctx, `UPDATE apikeys SET client_secret = ?, client_name = ?, description = ?,
-			enabled = ?, allow_client_id_only = ?, read_only = ?, throttling_quota = ?, daily_quota = ?,
-			monthly_quota = ?, valid_until = ?, authorized_entities = ?, metadata = ?, tags = ?
-			WHERE client_id = ?`, append(row.args, k.ClientID)...)
-		if err != nil {
-			return fmt.Errorf("update apikey: %w", err)
-		}
-		if err := affected(res, keyNotFound(k.ClientID)); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, "DELETE FROM apikey_entities WHERE client_id = ?", k.ClientID); err != nil {
-			return fmt.Errorf("update apikey entities: %w", err)
-		}
-		stmt, err := tx.PrepareContext(ctx, "INSERT OR IGNORE INTO apikey_entities (client_id, entity) VALUES (?, ?)")
-		if err != nil {
-			return fmt.Errorf("update apikey entities: %w", err)
-		}
-		defer stmt.Close()
-		tx.changed(gatehouse.KindAPIKey, k.ClientID, gatehouse.OpUpdate)
-		return writeEntities(ctx, stmt, k.ClientID, row.entities)
-	})
+	return s.write(ctx, func(tx *txn) error { return updateKey(ctx, tx, k, row) })
+}
+
+// updateKey rewrites an existing, validated key (row is encodeKey's) inside tx.
+func updateKey(ctx context.Context, tx *txn, k *gatehouse.APIKey, row keyRow) error {
+	var ec entityChecker
+	if err := ec.check(ctx, tx, k.AuthorizedEntities, ""); err != nil {
+		return err
+	}
+	res, err := tx.ExecContext(ctx, `UPDATE apikeys SET client_secret = ?, client_name = ?, description = ?,
+		enabled = ?, allow_client_id_only = ?, read_only = ?, throttling_quota = ?, daily_quota = ?,
+		monthly_quota = ?, valid_until = ?, authorized_entities = ?, metadata = ?, tags = ?
+		WHERE client_id = ?`, append(row.args, k.ClientID)...)
+	if err != nil {
+		return fmt.Errorf("update apikey: %w", err)
+	}
+	if err := affected(res, keyNotFound(k.ClientID)); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, "DELETE FROM apikey_entities WHERE client_id = ?", k.ClientID); err != nil {
+		return fmt.Errorf("update apikey entities: %w", err)
+	}
+	stmt, err := tx.PrepareContext(ctx, "INSERT OR IGNORE INTO apikey_entities (client_id, entity) VALUES (?, ?)")
+	if err != nil {
+		return fmt.Errorf("update apikey entities: %w", err)
+	}
+	defer stmt.Close()
+	tx.changed(gatehouse.KindAPIKey, k.ClientID, gatehouse.OpUpdate)
+	return writeEntities(ctx, stmt, k.ClientID, row.entities)
 }
 
 // DeleteAPIKey removes a key with its quota counters and usage history.
 func (s *Store) DeleteAPIKey(ctx context.Context, clientID string) error {
-	return s.write(ctx, func(tx *txn) error {
-		res, err := tx.ExecContext(ctx, "DELETE FROM apikeys WHERE client_id = ?", clientID)
-		if err != nil {
-			return fmt.Errorf("delete apikey: %w", err)
+	return s.write(ctx, func(tx *txn) error { return deleteKey(ctx, tx, clientID) })
+}
+
+// deleteKey removes a key, its counters and usage history inside tx.
+func deleteKey(ctx context.Context, tx *txn, clientID string) error {
+	res, err := tx.ExecContext(ctx, "DELETE FROM apikeys WHERE client_id = ?", clientID)
+	if err != nil {
+		return fmt.Errorf("delete apikey: %w", err)
+	}
+	if err := affected(res, keyNotFound(clientID)); err != nil {
+		return err
+	}
+	for _, table := range []string{"counters", "usage_days", "key_last_used"} {
+		if _, err := tx.ExecContext(ctx, "DELETE FROM "+table+" WHERE client_id = ?", clientID); err != nil {
+			return fmt.Errorf("delete apikey %s: %w", table, err)
 		}
-		if err := affected(res, keyNotFound(clientID)); err != nil {
-			return err
-		}
-		for _, table := range []string{"counters", "usage_days", "key_last_used"} {
-			if _, err := tx.ExecContext(ctx, "DELETE FROM "+table+" WHERE client_id = ?", clientID); err != nil {
-				return fmt.Errorf("delete apikey %s: %w", table, err)
-			}
-		}
-		tx.changed(gatehouse.KindAPIKey, clientID, gatehouse.OpDelete)
-		return nil
-	})
+	}
+	tx.changed(gatehouse.KindAPIKey, clientID, gatehouse.OpDelete)
+	return nil
 }
 
 // ResetQuotas sets an existing key's quota counters to zero, as a revision

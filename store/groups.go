@@ -17,22 +17,25 @@ func (s *Store) CreateGroup(ctx context.Context, g *gatehouse.Group) error {
 	if err := g.Validate(); err != nil {
 		return err
 	}
-	return s.write(ctx, func(tx *txn) error {
-		seq, err := nextSeq(ctx, tx, "groups")
-		if err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, "INSERT INTO groups (id, seq, name, description) VALUES (?, ?, ?, ?)",
-			g.ID, seq, g.Name, g.Description)
-		if isUniqueViolation(err) {
-			return gatehouse.Conflict("group %q already exists", g.ID)
-		}
-		if err != nil {
-			return fmt.Errorf("insert group: %w", err)
-		}
-		tx.changed(gatehouse.KindGroup, g.ID, gatehouse.OpCreate)
-		return nil
-	})
+	return s.write(ctx, func(tx *txn) error { return insertGroup(ctx, tx, g) })
+}
+
+// insertGroup writes a new, validated group inside tx.
+func insertGroup(ctx context.Context, tx *txn, g *gatehouse.Group) error {
+	seq, err := nextSeq(ctx, tx, "groups")
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, "INSERT INTO groups (id, seq, name, description) VALUES (?, ?, ?, ?)",
+		g.ID, seq, g.Name, g.Description)
+	if isUniqueViolation(err) {
+		return gatehouse.Conflict("group %q already exists", g.ID)
+	}
+	if err != nil {
+		return fmt.Errorf("insert group: %w", err)
+	}
+	tx.changed(gatehouse.KindGroup, g.ID, gatehouse.OpCreate)
+	return nil
 }
 
 // GetGroup returns the group with id, or NotFound.
@@ -94,49 +97,55 @@ func (s *Store) UpdateGroup(ctx context.Context, g *gatehouse.Group) error {
 	if err := g.Validate(); err != nil {
 		return err
 	}
-	return s.write(ctx, func(tx *txn) error {
-		res, err := tx.ExecContext(ctx, "UPDATE groups SET name = ?, description = ? WHERE id = ?",
-			g.Name, g.Description, g.ID)
-		if err != nil {
-			return fmt.Errorf("update group: %w", err)
-		}
-		if err := affected(res, groupNotFound(g.ID)); err != nil {
-			return err
-		}
-		tx.changed(gatehouse.KindGroup, g.ID, gatehouse.OpUpdate)
-		return nil
-	})
+	return s.write(ctx, func(tx *txn) error { return updateGroup(ctx, tx, g) })
+}
+
+// updateGroup rewrites an existing, validated group inside tx.
+func updateGroup(ctx context.Context, tx *txn, g *gatehouse.Group) error {
+	res, err := tx.ExecContext(ctx, "UPDATE groups SET name = ?, description = ? WHERE id = ?",
+		g.Name, g.Description, g.ID)
+	if err != nil {
+		return fmt.Errorf("update group: %w", err)
+	}
+	if err := affected(res, groupNotFound(g.ID)); err != nil {
+		return err
+	}
+	tx.changed(gatehouse.KindGroup, g.ID, gatehouse.OpUpdate)
+	return nil
 }
 
 // DeleteGroup removes a group that no service is in and no key is
 // authorized on; otherwise, and for the built-in admin-api-group, it is a
 // Conflict.
 func (s *Store) DeleteGroup(ctx context.Context, id string) error {
+	return s.write(ctx, func(tx *txn) error { return deleteGroup(ctx, tx, id) })
+}
+
+// deleteGroup removes a group inside tx, refusing what DeleteGroup refuses.
+func deleteGroup(ctx context.Context, tx *txn, id string) error {
 	if id == gatehouse.AdminGroupID {
 		return gatehouse.Conflict("group %q is built in and cannot be deleted", id)
 	}
-	return s.write(ctx, func(tx *txn) error {
-		var svc string
-		err := tx.QueryRowContext(ctx, "SELECT id FROM services WHERE group_id = ? ORDER BY seq LIMIT 1", id).Scan(&svc)
-		if err == nil {
-			return gatehouse.Conflict("group %q still has services (%q)", id, svc)
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("delete group: %w", err)
-		}
-		if err := checkUnreferenced(ctx, tx, "group", gatehouse.GroupEntity(id), id); err != nil {
-			return err
-		}
-		res, err := tx.ExecContext(ctx, "DELETE FROM groups WHERE id = ?", id)
-		if err != nil {
-			return fmt.Errorf("delete group: %w", err)
-		}
-		if err := affected(res, groupNotFound(id)); err != nil {
-			return err
-		}
-		tx.changed(gatehouse.KindGroup, id, gatehouse.OpDelete)
-		return nil
-	})
+	var svc string
+	err := tx.QueryRowContext(ctx, "SELECT id FROM services WHERE group_id = ? ORDER BY seq LIMIT 1", id).Scan(&svc)
+	if err == nil {
+		return gatehouse.Conflict("group %q still has services (%q)", id, svc)
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("delete group: %w", err)
+	}
+	if err := checkUnreferenced(ctx, tx, "group", gatehouse.GroupEntity(id), id); err != nil {
+		return err
+	}
+	res, err := tx.ExecContext(ctx, "DELETE FROM groups WHERE id = ?", id)
+	if err != nil {
+		return fmt.Errorf("delete group: %w", err)
+	}
+	if err := affected(res, groupNotFound(id)); err != nil {
+		return err
+	}
+	tx.changed(gatehouse.KindGroup, id, gatehouse.OpDelete)
+	return nil
 }
 
 // checkUnreferenced is a Conflict when a key is authorized on entity, so a

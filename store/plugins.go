@@ -45,28 +45,31 @@ func (s *Store) CreatePlugin(ctx context.Context, p *gatehouse.Plugin, wasm []by
 		return err
 	}
 	sum := wasmSum(wasm)
-	err := s.write(ctx, func(tx *txn) error {
-		seq, err := nextSeq(ctx, tx, "plugins")
-		if err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO plugins
-			(id, seq, name, sha256, abi, memory_limit_pages, timeout_ms, pool_size, wasm)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			p.ID, seq, p.Name, sum, p.ABI, p.MemoryLimitPages, p.TimeoutMs, p.PoolSize, wasm)
-		if isUniqueViolation(err) {
-			return gatehouse.Conflict("plugin %q already exists", p.ID)
-		}
-		if err != nil {
-			return fmt.Errorf("insert plugin: %w", err)
-		}
-		tx.changed(gatehouse.KindPlugin, p.ID, gatehouse.OpCreate)
-		return nil
-	})
-	if err != nil {
+	if err := s.write(ctx, func(tx *txn) error { return insertPlugin(ctx, tx, p, sum, wasm) }); err != nil {
 		return err
 	}
 	p.SHA256 = sum
+	return nil
+}
+
+// insertPlugin writes a new, validated plugin and its bytes (sum is their
+// hash) inside tx.
+func insertPlugin(ctx context.Context, tx *txn, p *gatehouse.Plugin, sum string, wasm []byte) error {
+	seq, err := nextSeq(ctx, tx, "plugins")
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO plugins
+		(id, seq, name, sha256, abi, memory_limit_pages, timeout_ms, pool_size, wasm)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		p.ID, seq, p.Name, sum, p.ABI, p.MemoryLimitPages, p.TimeoutMs, p.PoolSize, wasm)
+	if isUniqueViolation(err) {
+		return gatehouse.Conflict("plugin %q already exists", p.ID)
+	}
+	if err != nil {
+		return fmt.Errorf("insert plugin: %w", err)
+	}
+	tx.changed(gatehouse.KindPlugin, p.ID, gatehouse.OpCreate)
 	return nil
 }
 
@@ -144,27 +147,27 @@ func (s *Store) UpdatePlugin(ctx context.Context, p *gatehouse.Plugin) error {
 	if p.ID == "" {
 		return gatehouse.Invalid("id", "must not be empty")
 	}
-	err := s.write(ctx, func(tx *txn) error {
-		cur, err := getPlugin(ctx, tx, p.ID)
-		if err != nil {
-			return err
-		}
-		next := *p
-		next.ABI, next.SHA256 = cur.ABI, cur.SHA256
-		if err := next.Validate(); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE plugins SET name = ?, memory_limit_pages = ?, timeout_ms = ?, pool_size = ?
-			WHERE id = ?`, next.Name, next.MemoryLimitPages, next.TimeoutMs, next.PoolSize, next.ID); err != nil {
-			return fmt.Errorf("update plugin: %w", err)
-		}
-		*p = next
-		tx.changed(gatehouse.KindPlugin, p.ID, gatehouse.OpUpdate)
-		return nil
-	})
+	return s.write(ctx, func(tx *txn) error { return updatePlugin(ctx, tx, p) })
+}
+
+// updatePlugin changes an existing plugin's name and limits inside tx,
+// writing its kept id, ABI and hash back into p.
+func updatePlugin(ctx context.Context, tx *txn, p *gatehouse.Plugin) error {
+	cur, err := getPlugin(ctx, tx, p.ID)
 	if err != nil {
 		return err
 	}
+	next := *p
+	next.ABI, next.SHA256 = cur.ABI, cur.SHA256
+	if err := next.Validate(); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE plugins SET name = ?, memory_limit_pages = ?, timeout_ms = ?, pool_size = ?
+		WHERE id = ?`, next.Name, next.MemoryLimitPages, next.TimeoutMs, next.PoolSize, next.ID); err != nil {
+		return fmt.Errorf("update plugin: %w", err)
+	}
+	*p = next
+	tx.changed(gatehouse.KindPlugin, p.ID, gatehouse.OpUpdate)
 	return nil
 }
 
@@ -176,15 +179,8 @@ func (s *Store) ReplacePluginWasm(ctx context.Context, id string, wasm []byte) (
 	sum := wasmSum(wasm)
 	var p gatehouse.Plugin
 	err := s.write(ctx, func(tx *txn) error {
-		res, err := tx.ExecContext(ctx, "UPDATE plugins SET wasm = ?, sha256 = ? WHERE id = ?", wasm, sum, id)
-		if err != nil {
-			return fmt.Errorf("replace plugin wasm: %w", err)
-		}
-		if err := affected(res, pluginNotFound(id)); err != nil {
-			return err
-		}
-		p, err = getPlugin(ctx, tx, id)
-		tx.changed(gatehouse.KindPlugin, id, gatehouse.OpUpdate)
+		var err error
+		p, err = replacePluginWasm(ctx, tx, id, sum, wasm)
 		return err
 	})
 	if err != nil {
@@ -193,30 +189,44 @@ func (s *Store) ReplacePluginWasm(ctx context.Context, id string, wasm []byte) (
 	return p, nil
 }
 
+// replacePluginWasm stores new bytes (sum is their hash) for an existing
+// plugin inside tx and returns the plugin.
+func replacePluginWasm(ctx context.Context, tx *txn, id, sum string, wasm []byte) (gatehouse.Plugin, error) {
+	res, err := tx.ExecContext(ctx, "UPDATE plugins SET wasm = ?, sha256 = ? WHERE id = ?", wasm, sum, id)
+	if err != nil {
+		return gatehouse.Plugin{}, fmt.Errorf("replace plugin wasm: %w", err)
+	}
+	if err := affected(res, pluginNotFound(id)); err != nil {
+		return gatehouse.Plugin{}, err
+	}
+	tx.changed(gatehouse.KindPlugin, id, gatehouse.OpUpdate)
+	return getPlugin(ctx, tx, id)
+}
+
 // DeletePlugin removes a plugin; one still attached to a service is a Conflict.
 func (s *Store) DeletePlugin(ctx context.Context, id string) error {
-	err := s.write(ctx, func(tx *txn) error {
-		var svc string
-		err := tx.QueryRowContext(ctx, `SELECT s.id FROM services s, json_each(s.data, '$.plugins') p
-			WHERE json_extract(p.value, '$.ref') = ? ORDER BY s.seq LIMIT 1`, id).Scan(&svc)
-		if err == nil {
-			return gatehouse.Conflict("plugin %q is attached to service %q", id, svc)
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("delete plugin: %w", err)
-		}
-		res, err := tx.ExecContext(ctx, "DELETE FROM plugins WHERE id = ?", id)
-		if err != nil {
-			return fmt.Errorf("delete plugin: %w", err)
-		}
-		if err := affected(res, pluginNotFound(id)); err != nil {
-			return err
-		}
-		tx.changed(gatehouse.KindPlugin, id, gatehouse.OpDelete)
-		return nil
-	})
+	return s.write(ctx, func(tx *txn) error { return deletePlugin(ctx, tx, id) })
+}
+
+// deletePlugin removes a plugin inside tx; one still attached to a service
+// is a Conflict.
+func deletePlugin(ctx context.Context, tx *txn, id string) error {
+	var svc string
+	err := tx.QueryRowContext(ctx, `SELECT s.id FROM services s, json_each(s.data, '$.plugins') p
+		WHERE json_extract(p.value, '$.ref') = ? ORDER BY s.seq LIMIT 1`, id).Scan(&svc)
+	if err == nil {
+		return gatehouse.Conflict("plugin %q is attached to service %q", id, svc)
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("delete plugin: %w", err)
+	}
+	res, err := tx.ExecContext(ctx, "DELETE FROM plugins WHERE id = ?", id)
 	if err != nil {
+		return fmt.Errorf("delete plugin: %w", err)
+	}
+	if err := affected(res, pluginNotFound(id)); err != nil {
 		return err
 	}
+	tx.changed(gatehouse.KindPlugin, id, gatehouse.OpDelete)
 	return nil
 }

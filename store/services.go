@@ -59,28 +59,27 @@ func (s *Store) CreateService(ctx context.Context, sv *gatehouse.Service) error 
 	if err != nil {
 		return err
 	}
-	err = s.write(ctx, func(tx *txn) error {
-		if err := checkServiceRefs(ctx, tx, sv); err != nil {
-			return err
-		}
-		seq, err := nextSeq(ctx, tx, "services")
-		if err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, "INSERT INTO services (id, seq, group_id, data) VALUES (?, ?, ?, ?)",
-			sv.ID, seq, sv.GroupID, data)
-		if isUniqueViolation(err) {
-			return gatehouse.Conflict("service %q already exists", sv.ID)
-		}
-		if err != nil {
-			return fmt.Errorf("insert service: %w", err)
-		}
-		tx.changed(gatehouse.KindService, sv.ID, gatehouse.OpCreate)
-		return nil
-	})
+	return s.write(ctx, func(tx *txn) error { return insertService(ctx, tx, sv, data) })
+}
+
+// insertService writes a new service (data is prepareService's) inside tx.
+func insertService(ctx context.Context, tx *txn, sv *gatehouse.Service, data []byte) error {
+	if err := checkServiceRefs(ctx, tx, sv); err != nil {
+		return err
+	}
+	seq, err := nextSeq(ctx, tx, "services")
 	if err != nil {
 		return err
 	}
+	_, err = tx.ExecContext(ctx, "INSERT INTO services (id, seq, group_id, data) VALUES (?, ?, ?, ?)",
+		sv.ID, seq, sv.GroupID, data)
+	if isUniqueViolation(err) {
+		return gatehouse.Conflict("service %q already exists", sv.ID)
+	}
+	if err != nil {
+		return fmt.Errorf("insert service: %w", err)
+	}
+	tx.changed(gatehouse.KindService, sv.ID, gatehouse.OpCreate)
 	return nil
 }
 
@@ -93,50 +92,48 @@ func (s *Store) UpdateService(ctx context.Context, sv *gatehouse.Service) error 
 	if err != nil {
 		return err
 	}
-	err = s.write(ctx, func(tx *txn) error {
-		ok, err := exists(ctx, tx, "SELECT 1 FROM services WHERE id = ?", sv.ID)
-		if err != nil {
-			return fmt.Errorf("update service: %w", err)
-		}
-		if !ok {
-			return serviceNotFound(sv.ID)
-		}
-		if err := checkServiceRefs(ctx, tx, sv); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, "UPDATE services SET group_id = ?, data = ? WHERE id = ?",
-			sv.GroupID, data, sv.ID); err != nil {
-			return fmt.Errorf("update service: %w", err)
-		}
-		tx.changed(gatehouse.KindService, sv.ID, gatehouse.OpUpdate)
-		return nil
-	})
+	return s.write(ctx, func(tx *txn) error { return updateService(ctx, tx, sv, data) })
+}
+
+// updateService rewrites an existing service (data is prepareService's) inside tx.
+func updateService(ctx context.Context, tx *txn, sv *gatehouse.Service, data []byte) error {
+	ok, err := exists(ctx, tx, "SELECT 1 FROM services WHERE id = ?", sv.ID)
 	if err != nil {
+		return fmt.Errorf("update service: %w", err)
+	}
+	if !ok {
+		return serviceNotFound(sv.ID)
+	}
+	if err := checkServiceRefs(ctx, tx, sv); err != nil {
 		return err
 	}
+	if _, err := tx.ExecContext(ctx, "UPDATE services SET group_id = ?, data = ? WHERE id = ?",
+		sv.GroupID, data, sv.ID); err != nil {
+		return fmt.Errorf("update service: %w", err)
+	}
+	tx.changed(gatehouse.KindService, sv.ID, gatehouse.OpUpdate)
 	return nil
 }
 
 // DeleteService removes a service that no key names as service_<id>; one
 // that a key names is a Conflict.
 func (s *Store) DeleteService(ctx context.Context, id string) error {
-	err := s.write(ctx, func(tx *txn) error {
-		if err := checkUnreferenced(ctx, tx, "service", gatehouse.ServiceEntity(id), id); err != nil {
-			return err
-		}
-		res, err := tx.ExecContext(ctx, "DELETE FROM services WHERE id = ?", id)
-		if err != nil {
-			return fmt.Errorf("delete service: %w", err)
-		}
-		if err := affected(res, serviceNotFound(id)); err != nil {
-			return err
-		}
-		tx.changed(gatehouse.KindService, id, gatehouse.OpDelete)
-		return nil
-	})
-	if err != nil {
+	return s.write(ctx, func(tx *txn) error { return deleteService(ctx, tx, id) })
+}
+
+// deleteService removes a service inside tx, refusing what DeleteService refuses.
+func deleteService(ctx context.Context, tx *txn, id string) error {
+	if err := checkUnreferenced(ctx, tx, "service", gatehouse.ServiceEntity(id), id); err != nil {
 		return err
 	}
+	res, err := tx.ExecContext(ctx, "DELETE FROM services WHERE id = ?", id)
+	if err != nil {
+		return fmt.Errorf("delete service: %w", err)
+	}
+	if err := affected(res, serviceNotFound(id)); err != nil {
+		return err
+	}
+	tx.changed(gatehouse.KindService, id, gatehouse.OpDelete)
 	return nil
 }
 
