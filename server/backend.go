@@ -67,3 +67,9 @@ func (b backend) UpdatePlugin(ctx context.Context, p *gatehouse.Plugin) error {
 	}
 	return b.Store.UpdatePlugin(ctx, p)
 }
+
+// Apply applies a document in one transaction, checking every plugin module
+// it creates or changes as an upload is checked.
+func (b backend) Apply(ctx context.Context, doc *gatehouse.Document, dryRun, prune bool) (gatehouse.ApplyResult, error) {
+	return b.Store.Apply(ctx, doc, store.ApplyOptions{DryRun: dryRun, Prune: prune, CheckPlugin: b.s.plugins.CheckPlugin})
+}

@@ -79,6 +79,7 @@ type Backend interface {
 	KeyStore
 	QuotaStore
 	PluginStore
+	ConfigStore
 }
 
 // Caller is who an authenticated admin request comes from.
@@ -142,6 +143,7 @@ func Register(r *mux.Router, cfg Config) {
 	keys := &keyAPI{keys: b, groups: b, services: b}
 	quotas := &quotaAPI{quotas: b, keys: b}
 	plugins := &pluginAPI{plugins: b}
+	config := &configAPI{config: b}
 
 	r.Path("/health").Handler(a.serve(methods{http.MethodGet: a.handleHealth}.dispatch))
 	r.Path("/ready").Handler(a.serve(methods{http.MethodGet: a.handleReady}.dispatch))
@@ -184,6 +186,9 @@ func Register(r *mux.Router, cfg Config) {
 	route("/api/plugins", methods{"GET": plugins.list, "POST": plugins.create})
 	route("/api/plugins/{id}", methods{"GET": plugins.get, "PATCH": plugins.patch,
 		"PUT": plugins.put, "DELETE": plugins.delete})
+
+	route("/api/export", methods{"GET": config.export})
+	route("/api/apply", methods{"POST": config.apply})
 }
 
 // methods dispatches on the request method; the others are a 405 with an

@@ -255,6 +255,7 @@ var allRoutes = []struct{ method, path string }{
 	{"GET", "/api/plugins"}, {"POST", "/api/plugins?name=p"},
 	{"GET", "/api/plugins/p"}, {"PATCH", "/api/plugins/p"}, {"PUT", "/api/plugins/p"}, {"DELETE", "/api/plugins/p"},
 	{"POST", "/api/apikeys/_bulk"},
+	{"GET", "/api/export"}, {"POST", "/api/apply"},
 	{"GET", "/metrics"},
 	// Unknown paths and methods are refused before they are told apart.
 	{"GET", "/api/nope"}, {"DELETE", "/api/groups"},
