@@ -81,9 +81,17 @@ type source struct {
 
 func (s source) String() string {
 	if s.env != "" {
-		return s.env + " (--" + s.flag + ")"
+		return s.env + " (" + dashed(s.flag) + ")"
 	}
-	return "--" + s.flag
+	return dashed(s.flag)
+}
+
+// dashed is a flag as users type it: -f, --admin.
+func dashed(name string) string {
+	if len(name) == 1 {
+		return "-" + name
+	}
+	return "--" + name
 }
 
 // bad is the one-line message for a value that does not pass its check.
@@ -412,7 +420,11 @@ func flagHelp(name string, specs []flagSpec) string {
 	fmt.Fprintf(&b, "usage: gatehouse %s [flags]\n\nflags (each also read from its environment variable; a flag beats the variable):\n", name)
 	for _, f := range specs {
 		def := cmp.Or(f.shownDef, f.def, "none")
-		fmt.Fprintf(&b, "  --%-18s %s\n  %-20s env %s, default %s\n", f.name, f.help, "", f.env, def)
+		env := ""
+		if f.env != "" {
+			env = "env " + f.env + ", "
+		}
+		fmt.Fprintf(&b, "  %-20s %s\n  %-20s %sdefault %s\n", dashed(f.name), f.help, "", env, def)
 	}
 	fmt.Fprintf(&b, "  -h, --help           print this help\n")
 	return b.String()

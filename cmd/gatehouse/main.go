@@ -70,6 +70,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return nil
 	case "admin":
 		return runAdmin(ctx, args, getenv, stdout)
+	case "export", "apply":
+		err := runExport
+		if cmd == "apply" {
+			err = runApply
+		}
+		if e := err(ctx, args, getenv, stdout); !errors.Is(e, errHelp) {
+			return e
+		}
+		return help([]string{cmd}, getenv, stdout)
 	case "help":
 		return help(args, getenv, stdout)
 	}
@@ -114,6 +123,12 @@ func help(args []string, getenv func(string) string, stdout io.Writer) error {
 	case len(args) == 1 && args[0] == "serve":
 		fmt.Fprint(stdout, flagHelp("serve", serveFlags))
 		return nil
+	case len(args) == 1 && args[0] == "export":
+		fmt.Fprint(stdout, flagHelp("export", exportFlags)+declarativeHelp)
+		return nil
+	case len(args) == 1 && args[0] == "apply":
+		fmt.Fprint(stdout, flagHelp("apply", applyFlags)+declarativeHelp)
+		return nil
 	case len(args) == 1 && args[0] == "admin":
 		fmt.Fprint(stdout, adminUsage)
 		return nil
@@ -134,11 +149,21 @@ commands:
   serve                  run the gateway and the admin listener (the default command)
   admin reset-password   set and print a new password for the dashboard user admin
   admin new-key          create and print a new admin API key
+  export [-o FILE]       print a running gateway's configuration as YAML (admin API)
+  apply -f FILE          make a running gateway's configuration equal to FILE
+                         (--dry-run: print the plan only; --prune: delete what FILE lacks)
   version                print the version (also --version)
   help [command]         print this help (also -h, --help), or a command's flags
 
 'gatehouse help serve' (or 'gatehouse serve --help') lists the flags.
 Exit status: 0 done, 1 failed, 2 bad command line (the message names the flag).
+`
+
+const declarativeHelp = `
+export and apply call the admin API of a running gateway (--admin) with the
+admin API key in GATEHOUSE_ADMIN_CLIENT_ID and GATEHOUSE_ADMIN_CLIENT_SECRET.
+apply prints one line per change (+ created, ~ updated, - deleted) and a
+summary. Exit status: 0 done, 1 failed (the message says why), 2 bad command line.
 `
 
 const adminUsage = `usage: gatehouse admin <subcommand> [--db FILE]
