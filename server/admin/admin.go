@@ -1,6 +1,7 @@
 // Package admin is the admin REST API of the admin listener (contract
-// section 8): JSON handlers for groups, services, API keys, quotas and WASM
-// plugins, plus /metrics, /health and /ready. Every write goes through the
+// section 8): JSON handlers for groups, services, API keys, quotas, WASM
+// plugins, export and apply, plus /metrics, /health, /ready and its OpenAPI
+// document at /api/openapi.json. Every write goes through the
 // store, which commits it with its revision; the handlers check the input's
 // shape (unknown fields, immutable ids) before anything reaches the store.
 package admin
@@ -160,6 +161,8 @@ func Register(r *mux.Router, cfg Config) {
 		return errMethodNotAllowed
 	}))
 
+	// The document of the API itself needs no key.
+	sub.Path("/api/openapi.json").Handler(a.serve(methods{"GET": a.handleOpenAPI}.dispatch))
 	route := func(path string, m methods) { sub.Path(path).Handler(a.auth(a.serve(m.dispatch))) }
 
 	route("/api/groups", methods{"GET": groups.list, "POST": groups.create})

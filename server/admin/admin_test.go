@@ -154,7 +154,14 @@ func (a *testAPI) do(method, path, ct, body string) response {
 
 func (a *testAPI) send(method, path, ct string, body io.Reader, auth bool) response {
 	a.t.Helper()
-	req, err := http.NewRequest(method, a.srv.URL+path, body)
+	var reqBody []byte
+	if body != nil {
+		var err error
+		if reqBody, err = io.ReadAll(body); err != nil {
+			a.t.Fatal(err)
+		}
+	}
+	req, err := http.NewRequest(method, a.srv.URL+path, bytes.NewReader(reqBody))
 	if err != nil {
 		a.t.Fatal(err)
 	}
@@ -173,6 +180,7 @@ func (a *testAPI) send(method, path, ct string, body io.Reader, auth bool) respo
 	if err != nil {
 		a.t.Fatalf("%s %s: read: %v", method, path, err)
 	}
+	checkOpenAPI(a.t, req, reqBody, res.StatusCode, res.Header, raw)
 	return response{status: res.StatusCode, header: res.Header, body: raw, close: res.Close}
 }
 
