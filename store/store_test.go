@@ -262,6 +262,7 @@ func TestServiceReferences(t *testing.T) {
 
 	sv := gatehouse.DefaultService()
 	sv.ID, sv.GroupID, sv.Name, sv.Domain = "s2", "missing", "S2", "s2.example.com"
+	sv.Targets = []gatehouse.Target{{Host: "127.0.0.1:9999", Scheme: "http"}}
 	before := rowCounts(t, s)
 	wantErr(t, s.CreateService(ctx, &sv), gatehouse.KindInvalid, "groupId")
 
@@ -315,6 +316,7 @@ func TestListServicesFilters(t *testing.T) {
 	} {
 		v := gatehouse.DefaultService()
 		v.ID, v.GroupID, v.Name, v.Domain, v.Subdomain = sv.id, sv.group, sv.name, sv.domain, sv.sub
+		v.Targets = []gatehouse.Target{{Host: "127.0.0.1:9999", Scheme: "http"}}
 		must(t, s.CreateService(ctx, &v))
 	}
 	tests := []struct {
@@ -449,6 +451,7 @@ func TestValidationWritesNothing(t *testing.T) {
 	svc := func(mod func(*gatehouse.Service)) *gatehouse.Service {
 		sv := gatehouse.DefaultService()
 		sv.ID, sv.GroupID, sv.Name, sv.Domain = "s2", "g1", "S2", "s2.io"
+		sv.Targets = []gatehouse.Target{{Host: "127.0.0.1:9999", Scheme: "http"}}
 		mod(&sv)
 		return &sv
 	}
