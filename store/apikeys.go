@@ -411,14 +411,6 @@ func keyOrder(sort string) (string, error) {
 	return "", gatehouse.Invalid("sort", "must be %s, %s or %s", gatehouse.SortCreated, gatehouse.SortName, gatehouse.SortLastUsed)
 }
 
-// CountAPIKeys returns how many keys are stored.
-func (s *Store) CountAPIKeys(ctx context.Context) (int, error) {
-	var n int
-	if err := s.r.QueryRowContext(ctx, "SELECT COUNT(*) FROM apikeys").Scan(&n); err != nil {
-		return 0, fmt.Errorf("count apikeys: %w", err)
-	}
-	return n, nil
-}
 
 // ScanKeyAuth calls fn with every key, filling only what authentication,
 // authorization and quotas need: client id and secret, enabled,

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -524,4 +525,13 @@ func TestValidationWritesNothing(t *testing.T) {
 	if p, _ := s.GetPlugin(ctx, "p1"); p.TimeoutMs != gatehouse.DefaultPluginTimeoutMs {
 		t.Errorf("plugin changed: %+v", p)
 	}
+}
+
+// CountAPIKeys (for tests) returns how many keys are stored.
+func (s *Store) CountAPIKeys(ctx context.Context) (int, error) {
+	var n int
+	if err := s.r.QueryRowContext(ctx, "SELECT COUNT(*) FROM apikeys").Scan(&n); err != nil {
+		return 0, fmt.Errorf("count apikeys: %w", err)
+	}
+	return n, nil
 }
