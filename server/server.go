@@ -165,7 +165,7 @@ func (s *Server) rebuild(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("list services: %w", err)
 	}
-	t := route.Build(services, func(id string, err error) {
+	t := route.Build(services, s.routes.Load(), func(id string, err error) {
 		s.log.Error("service left out of routing", "service", id, "err", err)
 	})
 	chained := map[string]bool{}
