@@ -239,3 +239,38 @@ func TestBrokenBodies(t *testing.T) {
 		t.Errorf("a client's broken body was logged as an upstream failure:\n%s", logs)
 	}
 }
+
+// FuzzFramingSplit: the connection's framing watch reaches the same verdict
+// at the same byte however the stream is cut into reads (net/http reads as
+// the kernel delivers, down to one byte at a time).
+func FuzzFramingSplit(f *testing.F) {
+	f.Add([]byte("POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"), uint16(20))
+	f.Add([]byte("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3;x\r\nabc\r\n0\r\nT: 1\r\n\r\nGET / HTTP/1.0\nTransfer-Encoding: x\n\n"), uint16(50))
+	f.Add([]byte("POST / HTTP/1.1\r\ncontent-length:  2 \r\n\r\nhiGET / HTTP/1.1\r\nContent-Length:\r\n 1\r\nTransfer-Encoding: chunked\r\n\r\n"), uint16(44))
+	f.Fuzz(func(t *testing.T, b []byte, cut uint16) {
+		whole := newFraming()
+		wantKeep, wantOK := whole.scan(b)
+
+		k := int(cut) % (len(b) + 1)
+		split := newFraming()
+		keep, ok := split.scan(b[:k])
+		if ok {
+			keep, ok = split.scan(b[k:])
+			keep += k
+		}
+		bytewise := newFraming()
+		byteKeep, byteOK := len(b), true
+		for i := range b {
+			if n, ok := bytewise.scan(b[i : i+1]); !ok {
+				byteKeep, byteOK = i+n, false
+				break
+			}
+		}
+		if ok != wantOK || byteOK != wantOK || (!wantOK && (keep != wantKeep || byteKeep != wantKeep)) {
+			t.Fatalf("whole: %v at %d; cut at %d: %v at %d; byte by byte: %v at %d", wantOK, wantKeep, k, ok, keep, byteOK, byteKeep)
+		}
+		if wantOK && (split != whole || bytewise != whole) {
+			t.Fatalf("state after the stream differs: whole %+v, cut at %d %+v, byte by byte %+v", whole, k, split, bytewise)
+		}
+	})
+}

@@ -131,7 +131,7 @@ func newGateway(cfg GatewayConfig, routes *atomic.Pointer[route.Table], ix *keys
 	// The whole request path, in the contract's order (section 3): the
 	// first stage that refuses answers.
 	g.pipeline = []stage{
-		g.stagePath,          // 400 bad request path
+		g.stagePath,          // 400 bad request path, or bad request for an unprintable Upgrade
 		g.stageClientIP,      // the peer, or X-Forwarded-For behind a trusted proxy
 		g.stageRoute,         // 404 no route found
 		g.stageIPFilter,      // 403 ip address not allowed
@@ -290,7 +290,26 @@ func (g *Gateway) stagePath(x *exchange, r *http.Request) refusal {
 		return refusal{status: http.StatusBadRequest, msg: msgBadPath}
 	}
 	x.path = p
+	if v, ok := r.Header["Upgrade"]; ok && !printableUpgrade(v, r.Header["Connection"]) {
+		// The reverse proxy would fail it as its own error (502): it is
+		// the client's.
+		return refusal{status: http.StatusBadRequest, msg: msgBadRequest}
+	}
 	return pass
+}
+
+// printableUpgrade reports whether an upgrade request (Connection names
+// Upgrade) names a protocol of printable ASCII, as the reverse proxy requires.
+func printableUpgrade(upgrade, connection []string) bool {
+	if !hasToken(connection, "upgrade") || len(upgrade) == 0 {
+		return true
+	}
+	for i := 0; i < len(upgrade[0]); i++ {
+		if c := upgrade[0][i]; c < ' ' || c > '~' {
+			return false
+		}
+	}
+	return true
 }
 
 func (g *Gateway) stageClientIP(x *exchange, r *http.Request) refusal {
@@ -631,6 +650,20 @@ func (g *Gateway) isTrusted(ip netip.Addr) bool {
 	for _, p := range g.trusted {
 		if p.Contains(ip) {
 			return true
+		}
+	}
+	return false
+}
+
+// hasToken reports whether a comma-separated header names token (any case).
+func hasToken(values []string, token string) bool {
+	for _, v := range values {
+		for v != "" {
+			var t string
+			t, v, _ = strings.Cut(v, ",")
+			if strings.EqualFold(strings.Trim(t, " \t"), token) {
+				return true
+			}
 		}
 	}
 	return false
