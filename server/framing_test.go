@@ -225,8 +225,8 @@ func TestBrokenBodies(t *testing.T) {
 				t.Fatalf("%d answers, want 1", len(answers))
 			}
 			a := answers[0]
-			if a.StatusCode != 400 || a.Header.Get("Otoroshi-Error-Msg") != "bad request" || body(a) != `{"Otoroshi-Error":"bad request"}` {
-				t.Errorf("%d %q %q, want 400 bad request", a.StatusCode, a.Header.Get("Otoroshi-Error-Msg"), body(a))
+			if a.StatusCode != 400 || a.Header.Get("Otoroshi-Error-Msg") != "bad request" || body(a) != `{"Otoroshi-Error":"bad request"}` || !a.Close {
+				t.Errorf("%d %q %q close=%v, want 400 bad request and the connection closed", a.StatusCode, a.Header.Get("Otoroshi-Error-Msg"), body(a), a.Close)
 			}
 		})
 	}
