@@ -148,10 +148,9 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	}
 }
 
-// FuzzGateway feeds the request path arbitrary header, cookie, query and path
-// bytes (as far as net/http lets them through): it never panics and never
-// answers 5xx for a client's mistake, since the upstream itself is healthy.
-func FuzzGateway(f *testing.F) {
+// fuzzHarness is the gateway the fuzz targets call: one service, api.test,
+// public under /public/, and a key k:s authorized on it.
+func fuzzHarness(f *testing.F) *harness {
 	h := newHarness(f)
 	up := newUpstream(f)
 	h.group("g")
@@ -159,6 +158,14 @@ func FuzzGateway(f *testing.F) {
 		s.PublicPatterns = []string{"/public/.*"}
 	}))
 	h.key(newKey("k", "s", func(k *gatehouse.APIKey) { k.AuthorizedEntities = []string{"group_g"} }))
+	return h
+}
+
+// FuzzGateway feeds the request path arbitrary header, cookie, query and path
+// bytes (as far as net/http lets them through): it never panics and never
+// answers 5xx for a client's mistake, since the upstream itself is healthy.
+func FuzzGateway(f *testing.F) {
+	h := fuzzHarness(f)
 	f.Add("/", "", "Authorization", "Basic azpz", "")
 	f.Add("/public/x", "a=1", "Authorization", "Bearer x.y.z", "access_token=a.b.c")
 	f.Add("/a/../b//c", "x-api-key=k&basic_auth=%%%", "Otoroshi-Client-Id", "k", "access_token=")
@@ -266,13 +273,7 @@ func FuzzBadRequestLine(f *testing.F) {
 // (What reaches the upstream is asserted by the raw-TCP framing tests: here a
 // request cut short may still reach the shared upstream after its iteration.)
 func FuzzGatewayRaw(f *testing.F) {
-	h := newHarness(f)
-	up := newUpstream(f)
-	h.group("g")
-	h.service(newService("api", "g", "api.test", up, func(s *gatehouse.Service) {
-		s.PublicPatterns = []string{"/public/.*"}
-	}))
-	h.key(newKey("k", "s", func(k *gatehouse.APIKey) { k.AuthorizedEntities = []string{"group_g"} }))
+	h := fuzzHarness(f)
 	ctx, cancel := context.WithCancel(context.Background())
 	addrs := make(chan string, 1)
 	done := make(chan error, 1)
