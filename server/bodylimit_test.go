@@ -70,4 +70,15 @@ func TestPluginBodyLimitThroughTheGateway(t *testing.T) {
 	if got := up.hits.Load(); got != hits {
 		t.Errorf("the upstream saw %d requests with bodies over the limit", got-hits)
 	}
+
+	// A body that breaks its framing while the plugin reads it is the
+	// client's fault there too: 400, not a plugin failure.
+	answers := exchangeRaw(t, proxy, false, "POST /upload HTTP/1.1\r\nHost: buf.test\r\nTransfer-Encoding: chunked\r\n\r\n"+
+		"5\r\nhello\r\nzz\r\n0\r\n\r\n"+smuggled)
+	if len(answers) != 1 || answers[0].StatusCode != 400 || answers[0].Header.Get("Otoroshi-Error-Msg") != "bad request" {
+		t.Errorf("broken chunked body through the plugin: %d answers, first %d %q", len(answers), answers[0].StatusCode, answers[0].Header.Get("Otoroshi-Error-Msg"))
+	}
+	if got := up.hits.Load(); got != hits {
+		t.Errorf("the upstream saw %d requests after a broken body", got-hits)
+	}
 }
