@@ -2,11 +2,13 @@ package server
 
 import (
 	"bufio"
+	"bytes"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/textproto"
 	"slices"
 	"strconv"
 	"strings"
@@ -273,6 +275,67 @@ func FuzzFramingSplit(f *testing.F) {
 		}
 		if wantOK && (split != whole || bytewise != whole) {
 			t.Fatalf("state after the stream differs: whole %+v, cut at %d %+v, byte by byte %+v", whole, k, split, bytewise)
+		}
+	})
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
+}
+
+// FuzzFramingAgreesWithNetHTTP: the framing watch and net/http's own
+// request parser agree on where each request ends. For every HTTP/1.x
+// request net/http reads whole (head and body) from the stream, the watch
+// is at the start of a head right after it, never lost; and when it refuses
+// a head, that head does carry Transfer-Encoding with Content-Length (or on
+// HTTP/1.0), or a folded line.
+func FuzzFramingAgreesWithNetHTTP(f *testing.F) {
+	f.Add([]byte("POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhiGET /b HTTP/1.0\r\n\r\n"))
+	f.Add([]byte("POST /a HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2;e\r\nhi\r\n0\r\nT: 1\r\n\r\nGET /b HTTP/1.1\r\nHost: a\r\n\r\n"))
+	f.Add([]byte("POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"))
+	f.Add([]byte("POST /a HTTP/1.0\nHost: a\nTransfer-Encoding: chunked\nContent-Length: 0\n\n"))
+	f.Add([]byte("GET /a HTTP/1.1\r\nHost: a\r\nX: 1\r\n  2\r\nContent-Length:  01 \r\n\r\nx"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		cr := &countingReader{r: bytes.NewReader(b)}
+		br := bufio.NewReader(cr)
+		fr := newFraming()
+		pos := 0
+		for {
+			start := cr.n - br.Buffered()
+			req, err := http.ReadRequest(br)
+			if err != nil || req.ProtoMajor != 1 {
+				return
+			}
+			if _, err := io.Copy(io.Discard, req.Body); err != nil {
+				return
+			}
+			end := cr.n - br.Buffered()
+			keep, ok := fr.scan(b[pos:end])
+			if !ok {
+				at := pos + keep
+				tp := textproto.NewReader(bufio.NewReader(bytes.NewReader(b[start:])))
+				line, _ := tp.ReadLine()
+				hdr, _ := tp.ReadMIMEHeader()
+				te, cl := len(hdr["Transfer-Encoding"]) > 0, len(hdr["Content-Length"]) > 0
+				fold := bytes.Contains(b[start:at], []byte("\n ")) || bytes.Contains(b[start:at], []byte("\n\t"))
+				if at < start || !(te && (cl || strings.HasSuffix(line, "HTTP/1.0")) || fold) {
+					t.Fatalf("refused at byte %d a request net/http read well from %d to %d: %q", at, start, end, b[start:end])
+				}
+				return
+			}
+			pos = end
+			if fr.state != inHead || fr.lines != 0 || fr.lineLen != 0 || fr.cr {
+				t.Fatalf("after a request net/http read from %d to %d, the watch is in state %d (line %d, %d bytes): %q",
+					start, end, fr.state, fr.lines, fr.lineLen, b[start:end])
+			}
 		}
 	})
 }
