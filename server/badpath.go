@@ -80,7 +80,7 @@ func (c *badPathConn) Read(p []byte) (int, error) {
 		if keep, ok := c.f.scan(p[:n]); !ok {
 			c.badFraming.Store(true)
 			if keep == 0 {
-				return 0, errBadFraming
+				return c.Read(p) // nothing to hand on: answer as a read after the refusal
 			}
 			return keep, nil // the bytes before the bad head's end; the error comes next
 		}

@@ -129,7 +129,7 @@ func TestFramingRefused(t *testing.T) {
 	cases := []struct {
 		name   string
 		parts  []string
-		before []string // paths answered 200 before the refusal
+		before []string // bodies of the 200 answers before the refusal
 	}{
 		{name: "content-length then transfer-encoding", parts: []string{
 			"POST /cl-te HTTP/1.1\r\nHost: api.test\r\nContent-Length: 48\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled}},
@@ -143,7 +143,7 @@ func TestFramingRefused(t *testing.T) {
 			"POST /fold HTTP/1.1\r\nHost: api.test\r\nContent-Length:\r\n 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled}},
 		{name: "head split across writes", parts: []string{
 			"POST /split HTTP/1.1\r\nHost: api.test\r\nContent-Len", "gth: 5\r\nTransfer-Enc", "oding: chunked\r\n", "\r\n0\r\n\r\n" + smuggled}},
-		{name: "after a good pipelined request", before: []string{"/first"}, parts: []string{
+		{name: "after a good pipelined request", before: []string{"got hi"}, parts: []string{
 			"POST /first HTTP/1.1\r\nHost: api.test\r\nContent-Length: 2\r\n\r\nhi" +
 				"POST /second HTTP/1.1\r\nHost: api.test\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled}},
 	}
@@ -153,9 +153,9 @@ func TestFramingRefused(t *testing.T) {
 			if len(answers) != len(tc.before)+1 {
 				t.Fatalf("%d answers, want %d", len(answers), len(tc.before)+1)
 			}
-			for i := range tc.before {
-				if answers[i].StatusCode != 200 {
-					t.Errorf("answer %d: status %d, want 200", i+1, answers[i].StatusCode)
+			for i, want := range tc.before {
+				if got := body(answers[i]); answers[i].StatusCode != 200 || got != want {
+					t.Errorf("answer %d: %d %q, want 200 %q", i+1, answers[i].StatusCode, got, want)
 				}
 			}
 			last := answers[len(answers)-1]
@@ -338,4 +338,53 @@ func FuzzFramingAgreesWithNetHTTP(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestFramingRefusedWhileServing: a refused head that completes while the
+// request before it is still being served (net/http's one-byte background
+// read gets its last byte) neither cancels that request nor goes unanswered.
+func TestFramingRefusedWhileServing(t *testing.T) {
+	t.Parallel()
+	arrived, release := make(chan struct{}), make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(arrived)
+		<-release
+		io.WriteString(w, "slow")
+	}))
+	t.Cleanup(up.Close)
+	h := newHarness(t)
+	h.group("g")
+	h.service(newService("api", "g", "api.test", nil, func(s *gatehouse.Service) {
+		s.Targets = []gatehouse.Target{{Host: strings.TrimPrefix(up.URL, "http://"), Scheme: "http"}}
+		s.PublicPatterns = []string{"/.*"}
+	}))
+	proxy, _, stop := running(t, h)
+	defer stop()
+
+	c, err := net.Dial("tcp", proxy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	bad := "POST /bad HTTP/1.1\r\nHost: api.test\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+	io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: api.test\r\n\r\n"+bad[:len(bad)-1])
+	<-arrived // the gateway is serving /slow, its background read waiting
+	io.WriteString(c, bad[len(bad)-1:]+"0\r\n\r\n"+smuggled)
+	close(release)
+	br := bufio.NewReader(c)
+	for i, want := range []struct {
+		status int
+		body   string
+	}{{200, "slow"}, {400, `{"Otoroshi-Error":"bad request"}`}} {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("answer %d: %v", i+1, err)
+		}
+		if got := body(resp); resp.StatusCode != want.status || got != want.body {
+			t.Fatalf("answer %d: %d %q, want %d %q", i+1, resp.StatusCode, got, want.status, want.body)
+		}
+	}
+	if n, _ := br.Read(make([]byte, 1)); n != 0 {
+		t.Error("the connection stayed open after the refusal")
+	}
 }

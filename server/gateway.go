@@ -703,6 +703,8 @@ func (s *statusWriter) Write(b []byte) (int, error) {
 
 func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
+var _ http.Hijacker = (*statusWriter)(nil)
+
 // Hijack is the reverse proxy's protocol switch (101, a WebSocket): the
 // status is 101, and the proxy listener's connection stops reading HTTP
 // framing into what is now the upgraded stream.
