@@ -388,3 +388,32 @@ func TestFramingRefusedWhileServing(t *testing.T) {
 		t.Error("the connection stayed open after the refusal")
 	}
 }
+
+// TestUpstreamFailureWithBody: the control of TestBrokenBodies: a request
+// with a good body whose upstream resets the connection while reading it
+// is the upstream's failure, 502, and logged as one.
+func TestUpstreamFailureWithBody(t *testing.T) {
+	t.Parallel()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.ReadFull(r.Body, make([]byte, 10))
+		panic(http.ErrAbortHandler) // drop the connection mid-body
+	}))
+	t.Cleanup(up.Close)
+	logs := &syncBuffer{}
+	h := newHarness(t, func(c *Config) { c.Logger = slog.New(slog.NewTextHandler(logs, nil)) })
+	h.group("g")
+	h.service(newService("api", "g", "api.test", nil, func(s *gatehouse.Service) {
+		s.Targets = []gatehouse.Target{{Host: strings.TrimPrefix(up.URL, "http://"), Scheme: "http"}}
+		s.PublicPatterns = []string{"/.*"}
+	}))
+	proxy, _, stop := running(t, h)
+	defer stop()
+	answers := exchangeRaw(t, proxy, false, "POST /x HTTP/1.1\r\nHost: api.test\r\nContent-Length: 100000\r\nConnection: close\r\n\r\n"+
+		strings.Repeat("z", 100000))
+	if len(answers) != 1 || answers[0].StatusCode != 502 || answers[0].Header.Get("Otoroshi-Error-Msg") != "bad gateway" {
+		t.Fatalf("%d answers, first %d %q, want 502 bad gateway", len(answers), answers[0].StatusCode, answers[0].Header.Get("Otoroshi-Error-Msg"))
+	}
+	if !strings.Contains(logs.String(), "upstream failed") {
+		t.Errorf("the upstream's failure was not logged:\n%s", logs)
+	}
+}

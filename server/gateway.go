@@ -502,7 +502,9 @@ type clientBody struct {
 
 func (b *clientBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
-	if err != nil && err != io.EOF {
+	// A read after the transport closed the body (it gave up on the
+	// upstream) is not the client's doing.
+	if err != nil && err != io.EOF && !errors.Is(err, http.ErrBodyReadAfterClose) {
 		b.broken.Store(true)
 	}
 	return n, err
