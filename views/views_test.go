@@ -126,10 +126,10 @@ func keysData() KeysData {
 	return KeysData{
 		Service: svc, GroupName: "Shop",
 		Rows: []KeyRow{
-			{ServiceID: "svc1", Key: gatehouse.APIKey{ClientID: "cid1", ClientSecret: "s3cret", ClientName: "Mobile app", Enabled: true,
+			{Scope: KeyScope{"svc1"}, Key: gatehouse.APIKey{ClientID: "cid1", ClientSecret: "s3cret", ClientName: "Mobile app", Enabled: true,
 				ThrottlingQuota: 100, DailyQuota: 1000, MonthlyQuota: 30000},
 				Usage: gatehouse.QuotaUsage{CurrentCallsPerDay: 250, CurrentCallsPerMonth: 4000}},
-			{ServiceID: "svc1", Key: gatehouse.APIKey{ClientID: "cid2", ClientSecret: "other", Enabled: false, DailyQuota: 0, MonthlyQuota: 5}},
+			{Scope: KeyScope{"svc1"}, Key: gatehouse.APIKey{ClientID: "cid2", ClientSecret: "other", Enabled: false, DailyQuota: 0, MonthlyQuota: 5}},
 		},
 		Pager: Pager{Page: 1, PageSize: 50, Total: 2, Base: "/services/svc1/apikeys"},
 	}
@@ -160,8 +160,11 @@ func TestKeysPage(t *testing.T) {
 		t.Error("secret value or copy button missing")
 	}
 	tog := r.Find(`[data-testid="key-toggle"]`)
-	if attr(tog, "aria-checked") != "true" || strings.TrimSpace(tog.Text()) != "Enabled" {
-		t.Errorf("toggle aria-checked %q text %q", attr(tog, "aria-checked"), tog.Text())
+	if attr(tog, "role") != "switch" || attr(tog, "aria-checked") != "true" || !strings.Contains(attr(tog, "aria-label"), "Mobile app") || attr(tog, "id") != "toggle-cid1" {
+		t.Errorf("toggle role %q aria-checked %q label %q id %q", attr(tog, "role"), attr(tog, "aria-checked"), attr(tog, "aria-label"), attr(tog, "id"))
+	}
+	if got := r.Find(`[data-testid="status"]`).Text(); got != "enabled" {
+		t.Errorf("status %q", got)
 	}
 	form := tog.Closest("form")
 	if attr(form, "hx-post") != "/services/svc1/apikeys/cid1/toggle" || attr(form, "action") != "/services/svc1/apikeys/cid1/toggle" ||
@@ -201,7 +204,7 @@ func TestKeysPage(t *testing.T) {
 
 func TestKeyFormCreateAndErrors(t *testing.T) {
 	t.Parallel()
-	f := KeyForm{Service: svc, ClientName: "Mobile", ClientID: "genid", ClientSecret: "gensecret",
+	f := KeyForm{Scope: KeyScope{svc.ID}, Service: &svc, ClientName: "Mobile", ClientID: "genid", ClientSecret: "gensecret",
 		Throttling: "10", Daily: "abc", Monthly: "100", Enabled: true,
 		Errors: FormErrors{"dailyQuota": "must be a whole number"}}
 	doc, _ := render(t, KeyFormEl(f))
@@ -243,14 +246,14 @@ func TestKeyFormCreateAndErrors(t *testing.T) {
 	if !msg.Parent().HasClass("invalid") || attr(mustOne(t, doc, "field-dailyQuota"), "aria-invalid") != "true" {
 		t.Error("invalid field not marked")
 	}
-	if tid(doc, "error-monthlyQuota").Length() != 0 || tid(doc, "form-error").Length() != 0 {
+	if tid(doc, "error-monthlyQuota").Length() != 0 || tid(doc, "form-error").Length() != 0 || tid(doc, "form-errors").Length() != 1 {
 		t.Error("errors shown for valid fields")
 	}
 }
 
 func TestKeyFormEdit(t *testing.T) {
 	t.Parallel()
-	doc, _ := render(t, KeyFormEl(KeyForm{Service: svc, Edit: true, ClientID: "cid1", ClientSecret: "s"}))
+	doc, _ := render(t, KeyFormEl(KeyForm{Scope: KeyScope{svc.ID}, Service: &svc, Edit: true, ClientID: "cid1", ClientSecret: "s"}))
 	if got := strings.TrimSpace(mustOne(t, doc, "submit").Text()); got != "Update API key" {
 		t.Errorf("submit = %q", got)
 	}
@@ -267,9 +270,9 @@ func TestKeyFormEdit(t *testing.T) {
 
 func TestFormErrorForHiddenField(t *testing.T) {
 	t.Parallel()
-	errs := ErrorsFrom(gatehouse.Invalid("authorizedEntities", "bad"), KeyFormFields...)
-	doc, _ := render(t, KeyFormEl(KeyForm{Service: svc, Errors: errs}))
-	if got := mustOne(t, doc, "form-error").Text(); got != "authorizedEntities: bad" {
+	errs := ErrorsFrom(gatehouse.Invalid("rotation", "bad"), KeyFormFields...)
+	doc, _ := render(t, KeyFormEl(KeyForm{Scope: KeyScope{svc.ID}, Service: &svc, Errors: errs}))
+	if got := mustOne(t, doc, "form-error").Text(); got != "rotation: bad" {
 		t.Errorf("form error = %q", got)
 	}
 }
@@ -315,13 +318,16 @@ func TestUsageChart(t *testing.T) {
 
 func TestKeyDetailCurl(t *testing.T) {
 	t.Parallel()
-	d := KeyDetailData{Service: svc, Key: gatehouse.APIKey{ClientID: "cid1", ClientName: "Mobile"},
-		Curl: []CurlLine{{Label: "Basic", Command: "curl -u 'a:b' x"}}, Days: []DayCount{{"2025-01-01", 3}}}
+	d := KeyDetailData{Service: &svc, Scope: KeyScope{svc.ID}, Key: gatehouse.APIKey{ClientID: "cid1", ClientName: "Mobile"},
+		Curl: []CurlLine{{Label: "Basic", Command: "curl -u 'a:b' x", Masked: "curl -u 'a:••••••••' x"}}, Days: []DayCount{{"2025-01-01", 3}}}
 	doc, _ := render(t, KeyDetailPage(d))
-	if got := mustOne(t, doc, "curl-line").Text(); got != "curl -u 'a:b' x" {
+	if got := mustOne(t, doc, "curl-line").Text(); got != "curl -u 'a:••••••••' x" {
+		t.Errorf("masked curl line = %q", got)
+	}
+	if got := mustOne(t, doc, "curl-full").Text(); got != "curl -u 'a:b' x" {
 		t.Errorf("curl line = %q", got)
 	}
-	if attr(mustOne(t, doc, "curl-copy"), "data-copy") != attr(mustOne(t, doc, "curl-line"), "id") {
+	if attr(mustOne(t, doc, "curl-copy"), "data-copy") != attr(mustOne(t, doc, "curl-full"), "id") {
 		t.Error("copy button not wired to its line")
 	}
 	mustOne(t, doc, "usage-svg")
@@ -334,8 +340,8 @@ func TestServiceForm(t *testing.T) {
 		PublicPatterns: "/public/.*\n/health", Errors: FormErrors{"domain": "may hold only a-z"}}
 	doc, _ := render(t, ServiceFormEl(f))
 	rows := tid(doc, "target-row")
-	if rows.Length() != 2 {
-		t.Fatalf("%d target rows, want the target plus an empty one", rows.Length())
+	if rows.Length() != 1 || rows.Find(`[data-testid="remove-target"]`).Length() != 1 {
+		t.Fatalf("%d target rows, want the one target with its Remove button", rows.Length())
 	}
 	if attr(rows.First().Find(`input[name="targetHost"]`), "value") != "a:1" ||
 		attr(rows.First().Find(`option[selected]`), "value") != "https" {

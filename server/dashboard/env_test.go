@@ -38,6 +38,13 @@ func (b *testBackend) Usage(_ context.Context, clientID string) (gatehouse.Quota
 	return b.usage[clientID], nil
 }
 
+func (b *testBackend) ResetUsage(ctx context.Context, clientID string) error {
+	b.mu.Lock()
+	delete(b.usage, clientID)
+	b.mu.Unlock()
+	return b.Store.DeleteCounters(ctx, clientID)
+}
+
 func (b *testBackend) CheckWasm(_ context.Context, wasm []byte) error {
 	if !bytes.HasPrefix(wasm, []byte("\x00asm")) {
 		return gatehouse.Invalid("wasm", "not a WebAssembly module")

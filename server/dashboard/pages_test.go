@@ -182,10 +182,11 @@ func TestKeyCreateUpdateToggleDelete(t *testing.T) {
 	}
 
 	form := url.Values{"clientName": {"Partner"}, "clientId": {cid}, "clientSecret": {secret},
-		"throttlingQuota": {"50"}, "dailyQuota": {"1,000"}, "monthlyQuota": {"20000"}, "enabled": {"true"}}
+		"throttlingQuota": {"50"}, "dailyQuota": {"1,000"}, "monthlyQuota": {"20000"}, "enabled": {"true"},
+		"authorizedEntities": {"group_shop"}}
 	r := e.post(keys, form, false)
 	wantStatus(t, r, http.StatusSeeOther)
-	if r.Header.Get("Location") != keys {
+	if r.Header.Get("Location") != keys+"/"+cid {
 		t.Errorf("Location %q", r.Header.Get("Location"))
 	}
 	got, err := e.st.GetAPIKey(t.Context(), cid)
@@ -201,13 +202,13 @@ func TestKeyCreateUpdateToggleDelete(t *testing.T) {
 	form.Set("clientId", "htmxkey")
 	r = e.post(keys, form, true)
 	wantStatus(t, r, http.StatusOK)
-	if r.Header.Get("HX-Redirect") != keys {
+	if r.Header.Get("HX-Redirect") != keys+"/htmxkey" {
 		t.Errorf("HX-Redirect %q", r.Header.Get("HX-Redirect"))
 	}
 
 	// Update: new values, client id fixed, unchecked box disables.
 	r = e.post(keys+"/"+cid, url.Values{"clientName": {"Partner 2"}, "clientId": {"ignored"}, "clientSecret": {"newsecret"},
-		"throttlingQuota": {"5"}, "dailyQuota": {"6"}, "monthlyQuota": {"7"}}, false)
+		"throttlingQuota": {"5"}, "dailyQuota": {"6"}, "monthlyQuota": {"7"}, "authorizedEntities": {"group_shop"}}, false)
 	wantStatus(t, r, http.StatusSeeOther)
 	got, _ = e.st.GetAPIKey(t.Context(), cid)
 	if got.ClientName != "Partner 2" || got.ClientSecret != "newsecret" || got.DailyQuota != 6 || got.Enabled ||
@@ -364,16 +365,28 @@ func TestKeyDetail(t *testing.T) {
 		t.Fatal(err)
 	}
 	doc := e.get("/services/"+s.ID+"/apikeys/"+k.ClientID, false).doc(t)
-	lines := tid(doc, "curl-line")
-	if lines.Length() != 2 {
-		t.Fatalf("%d curl lines", lines.Length())
+	// Shown: the commands with the secret masked; the whole ones only once revealed.
+	lines, full := tid(doc, "curl-line"), tid(doc, "curl-full")
+	if lines.Length() != 3 || full.Length() != 3 {
+		t.Fatalf("%d curl lines, %d revealed ones, want 3 (Basic, headers, JWT)", lines.Length(), full.Length())
 	}
-	basic, headers := lines.Eq(0).Text(), lines.Eq(1).Text()
+	for i := range 3 {
+		if strings.Contains(lines.Eq(i).Text(), "s3cret") || !strings.Contains(lines.Eq(i).Text(), "••••••••") {
+			t.Errorf("masked line %d shows the secret: %q", i, lines.Eq(i).Text())
+		}
+		if full.Eq(i).Closest("details").Length() != 1 || full.Eq(i).Closest("details").AttrOr("open", "closed") != "closed" {
+			t.Errorf("revealed line %d is not inside a closed <details>", i)
+		}
+	}
+	basic, headers, jwt := full.Eq(0).Text(), full.Eq(1).Text(), full.Eq(2).Text()
 	if basic != "curl -i 'http://gw.local:8080/' -H 'Host: orders.example.com' -u 'mobile01:s3cret'" {
 		t.Errorf("basic line %q", basic)
 	}
 	if !strings.Contains(headers, "-H 'Otoroshi-Client-Id: mobile01' -H 'Otoroshi-Client-Secret: s3cret'") {
 		t.Errorf("headers line %q", headers)
+	}
+	if !strings.Contains(jwt, "-H 'Authorization: Bearer ey") {
+		t.Errorf("JWT line %q", jwt)
 	}
 	bars := tid(doc, "usage-bar")
 	if bars.Length() != 30 {
@@ -395,7 +408,7 @@ func TestGroupsCRUD(t *testing.T) {
 	e.seed()
 	r := e.post("/groups", url.Values{"id": {"team-a"}, "name": {"Team A"}, "description": {"first"}}, false)
 	wantStatus(t, r, http.StatusSeeOther)
-	if r.Header.Get("Location") != "/groups" {
+	if r.Header.Get("Location") != "/groups/team-a" {
 		t.Errorf("Location %q", r.Header.Get("Location"))
 	}
 	g, err := e.st.GetGroup(t.Context(), "team-a")
@@ -422,7 +435,7 @@ func TestGroupsCRUD(t *testing.T) {
 
 	r = e.post("/groups/team-a", url.Values{"name": {"Team A+"}, "description": {"second"}}, true)
 	wantStatus(t, r, http.StatusOK)
-	if r.Header.Get("HX-Redirect") != "/groups" {
+	if r.Header.Get("HX-Redirect") != "/groups/team-a" {
 		t.Error("update HX-Redirect")
 	}
 	if g, _ = e.st.GetGroup(t.Context(), "team-a"); g.Name != "Team A+" || g.Description != "second" {
@@ -477,7 +490,7 @@ func TestServicesCRUD(t *testing.T) {
 	if !strings.Contains(tid(doc, "error-domain").Text(), "may hold only") || attr(tid(doc, "field-domain"), "value") != "Not A Domain" {
 		t.Errorf("domain error: %q", tid(doc, "error-domain").Text())
 	}
-	if hosts := doc.Find(`input[name="targetHost"]`); hosts.Length() != 3 || attr(hosts.Eq(1), "value") != "10.0.0.2:443" {
+	if hosts := doc.Find(`input[name="targetHost"]`); hosts.Length() != 3 || attr(hosts.Eq(2), "value") != "10.0.0.2:443" {
 		t.Errorf("target rows not kept: %d", hosts.Length())
 	}
 	bad.Set("domain", "example.com")
@@ -488,25 +501,38 @@ func TestServicesCRUD(t *testing.T) {
 		t.Error("group error")
 	}
 
-	// "Add target" redraws the form with one more row and saves nothing.
-	bad.Set("_action", "add-target")
+	// "Add target" redraws the form with exactly one more row, focused, and
+	// saves nothing; "Remove" takes that row away.
+	bad.Set("_action", "add-targets")
 	r = e.post("/services", bad, true)
 	wantStatus(t, r, http.StatusOK)
-	if n := r.doc(t).Find(`input[name="targetHost"]`).Length(); n != 4 {
-		t.Errorf("%d target rows after add, want 4", n)
+	hosts := r.doc(t).Find(`input[name="targetHost"]`)
+	if hosts.Length() != 4 {
+		t.Errorf("%d target rows after add, want 4", hosts.Length())
+	}
+	if _, ok := hosts.Eq(3).Attr("autofocus"); !ok {
+		t.Error("the added row does not get the focus")
+	}
+	bad.Set("_action", "remove-targets-0")
+	r = e.post("/services", bad, false)
+	wantStatus(t, r, http.StatusOK)
+	if hosts := r.doc(t).Find(`input[name="targetHost"]`); hosts.Length() != 2 || attr(hosts.Eq(0), "value") != "" || attr(hosts.Eq(1), "value") != "10.0.0.2:443" {
+		t.Errorf("after removing row 1: %d rows", hosts.Length())
+	}
+	if _, err := e.st.GetService(t.Context(), "users2"); gatehouse.KindOf(err) != gatehouse.KindNotFound {
+		t.Error("a row button saved the service")
 	}
 
-	// Update keeps what the form does not show (plugins, headers).
-	s.AdditionalHeaders = map[string]string{"X-Team": "a"}
-	if err := e.st.UpdateService(t.Context(), &s); err != nil {
-		t.Fatal(err)
-	}
+	// Update keeps what the form does not show (plugins) and saves the headers it shows.
+	s.Plugins = []gatehouse.PluginRef{}
 	form.Set("name", "Users v2")
 	form.Del("enabled")
+	form["additionalHeadersKey"] = []string{"X-Team", ""}
+	form["additionalHeadersValue"] = []string{"a", ""}
 	r = e.post("/services/users", form, false)
 	wantStatus(t, r, http.StatusSeeOther)
 	s, _ = e.st.GetService(t.Context(), "users")
-	if s.Name != "Users v2" || s.Enabled || s.AdditionalHeaders["X-Team"] != "a" {
+	if s.Name != "Users v2" || s.Enabled || s.AdditionalHeaders["X-Team"] != "a" || len(s.AdditionalHeaders) != 1 {
 		t.Errorf("updated %+v", s)
 	}
 	if doc := e.get("/services/users", false).doc(t); tid(doc, "service-host").Text() != "users.example.com" {
@@ -593,8 +619,8 @@ func TestPlugins(t *testing.T) {
 // failingBackend makes the service list fail with an internal error.
 type failingBackend struct{ *testBackend }
 
-func (failingBackend) ListServices(context.Context, gatehouse.ServiceFilter, gatehouse.Page) ([]gatehouse.Service, int, error) {
-	return nil, 0, errors.New("disk on fire at /var/secret/path")
+func (failingBackend) AllServices(context.Context) ([]gatehouse.Service, error) {
+	return nil, errors.New("disk on fire at /var/secret/path")
 }
 
 func TestInternalErrorNotShown(t *testing.T) {
