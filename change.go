@@ -56,3 +56,33 @@ func RecordRevision(ctx context.Context, rev int64) {
 
 // Revision is the revision recorded, 0 when no write committed.
 func (r *RevisionRecorder) Revision() int64 { return r.rev.Load() }
+
+// Change is one entry of the change log: an entity that a revision created,
+// updated or deleted. Every committed write gets the next revision, shared by
+// all the changes it makes (a bulk import or an apply is one revision).
+// Readers (the gateway's in-memory state, cluster workers, the audit log)
+// apply changes in revision order and read the entity's current state, so a
+// reader that applies a change late can never undo a newer one.
+type Change struct {
+	Revision int64  `json:"revision"`
+	Kind     string `json:"kind"` // one of the Kind* constants below
+	ID       string `json:"id"`
+	Op       string `json:"op"` // one of the Op* constants below
+}
+
+// Kinds of entity in the change log.
+const (
+	KindGroup   = "group"
+	KindService = "service"
+	KindAPIKey  = "apikey"
+	KindPlugin  = "plugin"
+	KindUser    = "user"
+)
+
+// Operations of the change log.
+const (
+	OpCreate      = "create"
+	OpUpdate      = "update"
+	OpDelete      = "delete"
+	OpResetQuotas = "reset-quotas"
+)

@@ -85,3 +85,6 @@ func AsError(err error) *Error {
 	}
 	return nil
 }
+
+// IsStorageFull reports whether err is a write refused for want of space.
+func IsStorageFull(err error) bool { return KindOf(err) == KindStorageFull }

@@ -227,7 +227,15 @@ type KeyFilter struct {
 	ServiceID string
 	Enabled   *bool
 	Q         string
+	Sort      string // "" or "created" (creation order), "name", "lastUsed" (most recent first)
 }
+
+// Key list orders (KeyFilter.Sort).
+const (
+	SortCreated  = "created"
+	SortName     = "name"
+	SortLastUsed = "lastUsed"
+)
 
 // QuotaUsage is the JSON of GET /api/apikeys/{clientId}/quotas.
 type QuotaUsage struct {
@@ -243,11 +251,16 @@ type QuotaUsage struct {
 }
 
 // Counter is a key's call count in one calendar period: Period is a day
-// ("2006-01-02") or a month ("2006-01") in the configured time zone.
+// ("2006-01-02") or a month ("2006-01") in the configured time zone. Written
+// by a flush, Count is the calls admitted since the last flush, added to the
+// stored quota counter; Calls is the same for the usage history, which a
+// quota reset does not zero; LastUsed the epoch milliseconds of the last call.
 type Counter struct {
 	ClientID string
 	Period   string
 	Count    int64
+	Calls    int64
+	LastUsed int64
 }
 
 // Session is a dashboard login; only a hash of its token is stored.

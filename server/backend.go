@@ -8,7 +8,7 @@ import (
 )
 
 // backend is what the admin API and the dashboard write through: the store
-// (whose hooks update the gateway before a write returns) plus the in-memory
+// (whose change log reaches the gateway before a write returns) plus the
 // quota counters and the plugin host's checks.
 type backend struct {
 	*store.Store
@@ -24,13 +24,10 @@ func (b backend) Usage(ctx context.Context, clientID string) (gatehouse.QuotaUsa
 	return b.s.quotas.Usage(clientID, limitsOf(k)), nil
 }
 
-// ResetUsage sets a key's counters to zero, in memory and in SQLite.
+// ResetUsage sets a key's counters to zero: a revision of the change log,
+// which resets the in-memory counters when the gateway applies it.
 func (b backend) ResetUsage(ctx context.Context, clientID string) error {
-	if _, ok := b.s.keys.Get(clientID); !ok {
-		return gatehouse.NotFound("api key %q not found", clientID)
-	}
-	b.s.quotas.Reset(clientID)
-	return b.Store.DeleteCounters(ctx, clientID)
+	return b.Store.ResetQuotas(ctx, clientID)
 }
 
 // CheckWasm compiles a module and checks its http-wasm exports before it is stored.

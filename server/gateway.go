@@ -253,10 +253,6 @@ func (x *exchange) sendHeaders() bool {
 	return x.route == nil || x.route.Service.SendOtoroshiHeadersBack
 }
 
-func limitsOf(k *keys.Key) quota.Limits {
-	return quota.Limits{Throttling: k.Throttling, Daily: k.Daily, Monthly: k.Monthly}
-}
-
 func (g *Gateway) stageRoute(x *exchange, w http.ResponseWriter, r *http.Request) bool {
 	t := g.routes.Load()
 	if t != nil {

@@ -19,6 +19,7 @@ type metrics struct {
 	flushFailures  prometheus.Counter
 	keysLoaded     prometheus.GaugeFunc
 	pluginFailures *prometheus.CounterVec
+	revision       prometheus.Gauge
 	statusLabels   [600]string // "200" etc. precomputed: no strconv per request
 }
 
@@ -52,8 +53,11 @@ func newMetrics(keyCount func() float64) *metrics {
 	m.pluginFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "gatehouse_plugin_failures_total", Help: "Requests answered 502/503 because of a plugin, by service.",
 	}, []string{"service"})
+	m.revision = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "gatehouse_revision", Help: "The last revision of the change log the gateway serves.",
+	})
 	m.registry.MustRegister(m.requests, m.duration, m.upstream, m.quotaRefusals, m.counterFlushes,
-		m.flushFailures, m.keysLoaded, m.pluginFailures,
+		m.flushFailures, m.keysLoaded, m.pluginFailures, m.revision,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

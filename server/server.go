@@ -50,24 +50,28 @@ type Config struct {
 
 // Server owns the store and every in-memory view of it.
 type Server struct {
-	cfg     Config
-	store   *store.Store
-	keys    *keys.Index
-	quotas  *quota.Manager
-	plugins *plugins.Host
-	routes  atomic.Pointer[route.Table]
-	metrics *metrics
-	gateway *Gateway
-	admin   http.Handler
-	log     *slog.Logger
+	cfg      Config
+	store    *store.Store
+	keys     *keys.Index
+	quotas   *quota.Manager
+	plugins  *plugins.Host
+	routes   atomic.Pointer[route.Table]
+	metrics  *metrics
+	gateway  *Gateway
+	admin    http.Handler
+	log      *slog.Logger
+	follower *follower
 
-	rebuildMu sync.Mutex        // one routing-table rebuild at a time
-	loaded    map[string]string // plugin id -> version loaded in the host
-	chained   map[string]bool   // services whose plugin pools the host holds
+	// Guarded by the store's write lock (they change in installs only).
+	loaded  map[string]string // plugin id -> version loaded in the host
+	chained map[string]bool   // services whose plugin pools the host holds
+
+	storageFull atomic.Bool // the last counter flush failed for want of space
 }
 
 // New loads the key index, quota counters, plugins and routing table from st
-// and hooks st so that every later write reaches them before it returns.
+// and follows st's change log, so that every later write reaches them before
+// it returns (and a write made by another process, within a second).
 func New(ctx context.Context, cfg Config, st *store.Store) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -87,8 +91,16 @@ func New(ctx context.Context, cfg Config, st *store.Store) (*Server, error) {
 		loaded:  map[string]string{},
 		chained: map[string]bool{},
 	}
+	s.follower = &follower{s: s}
 	s.metrics = newMetrics(func() float64 { return float64(s.keys.Len()) })
 
+	// The revision is read before the state: a write that lands in between
+	// is in the state already and applied once more by Follow, which is
+	// harmless, since applying a change reads the entity's current state.
+	rev, err := st.Revision(ctx)
+	if err != nil {
+		return nil, err
+	}
 	start := time.Now()
 	if err := st.ScanKeyAuth(ctx, func(k *gatehouse.APIKey) error {
 		s.keys.PutAPIKey(k)
@@ -115,88 +127,19 @@ func New(ctx context.Context, cfg Config, st *store.Store) (*Server, error) {
 		Now:             cfg.Now,
 		Logger:          cfg.Logger,
 	}, &s.routes, s.keys, s.quotas, s.metrics)
-	if err := s.rebuild(ctx); err != nil {
-		return nil, err
+	if err := s.loadCatalog(ctx); err != nil {
+		host.Close(ctx)
+		return nil, fmt.Errorf("load services and plugins: %w", err)
 	}
-	st.SetHooks(store.Hooks{
-		APIKeyPut:    func(k *gatehouse.APIKey) { s.keys.PutAPIKey(k) },
-		APIKeyDelete: func(id string) { s.keys.Delete(id); s.quotas.Forget(id) },
-		CatalogChanged: func() {
-			if err := s.rebuild(context.Background()); err != nil {
-				s.log.Error("rebuild routing table", "err", err)
-			}
-		},
-	})
+	s.follower.rev.Store(rev)
+	s.metrics.revision.Set(float64(rev))
+	st.SetFollower(s.follower)
 	s.admin = s.adminHandler()
 	return s, nil
 }
 
-// rebuild reloads changed plugins and swaps in a fresh routing table.
-func (s *Server) rebuild(ctx context.Context) error {
-	s.rebuildMu.Lock()
-	defer s.rebuildMu.Unlock()
-	ps, err := s.store.ListPlugins(ctx)
-	if err != nil {
-		return fmt.Errorf("list plugins: %w", err)
-	}
-	present := map[string]bool{}
-	for _, p := range ps {
-		present[p.ID] = true
-		if s.loaded[p.ID] == pluginVersion(p) {
-			continue
-		}
-		wasm, err := s.store.PluginWasm(ctx, p.ID)
-		if err != nil {
-			return fmt.Errorf("read plugin %s: %w", p.ID, err)
-		}
-		if err := s.plugins.Load(ctx, p, wasm); err != nil {
-			s.log.Error("load plugin", "plugin", p.ID, "err", err)
-			continue
-		}
-		s.loaded[p.ID] = pluginVersion(p)
-	}
-	for id := range s.loaded {
-		if !present[id] {
-			s.plugins.Remove(ctx, id)
-			delete(s.loaded, id)
-		}
-	}
-	services, err := s.store.AllServices(ctx)
-	if err != nil {
-		return fmt.Errorf("list services: %w", err)
-	}
-	t := route.Build(services, func(id string, err error) {
-		s.log.Error("service left out of routing", "service", id, "err", err)
-	})
-	chained := map[string]bool{}
-	for _, rt := range t.Routes {
-		var chain *plugins.Chain
-		if len(rt.Service.Plugins) > 0 {
-			chained[rt.Service.ID] = true
-			c, err := s.plugins.Chain(rt.Service.ID, rt.Service.Plugins)
-			if err != nil {
-				// Typically a plugin that failed to load: the service answers
-				// 502 plugin failure rather than skip its plugins.
-				s.log.Error("plugin chain", "service", rt.Service.ID, "err", err)
-				fw := s.gateway.newForwarder(rt.Service.ID, nil)
-				fw.brokenChain = true
-				rt.Handler = fw
-				continue
-			}
-			chain = c
-		}
-		rt.Handler = s.gateway.newForwarder(rt.Service.ID, chain)
-	}
-	s.routes.Store(t)
-	// Services gone, disabled or without plugins now: free their idle instances.
-	for id := range s.chained {
-		if !chained[id] {
-			s.plugins.Forget(id)
-		}
-	}
-	s.chained = chained
-	return nil
-}
+// Revision is the last revision of the change log the gateway serves.
+func (s *Server) Revision() int64 { return s.follower.Revision() }
 
 // pluginVersion changes whenever the host must reload a plugin: new bytes or new limits.
 func pluginVersion(p gatehouse.Plugin) string {
@@ -215,6 +158,7 @@ func (s *Server) adminHandler() http.Handler {
 	admin.Register(r, admin.Config{
 		Backend:      backend{s.store, s},
 		Authenticate: s.authenticateAdmin,
+		Health:       func() (string, int64, bool) { return "standalone", s.Revision(), true },
 		Metrics:      promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}),
 		Logger:       s.log,
 	})
@@ -229,16 +173,16 @@ func (s *Server) adminHandler() http.Handler {
 }
 
 // authenticateAdmin admits an API key of admin-api-group presented in a header.
-func (s *Server) authenticateAdmin(r *http.Request) error {
+func (s *Server) authenticateAdmin(r *http.Request) (admin.Caller, error) {
 	cred := auth.Extract(r, auth.HeadersOnly)
 	k, res := auth.Verify(&cred, s.keys, s.cfg.Now().UnixMilli())
 	if res != auth.OK {
-		return errors.New(res.Message())
+		return admin.Caller{}, errors.New(res.Message())
 	}
 	if !k.InGroup(gatehouse.AdminGroupID) {
-		return errors.New("apikey not authorized on the admin api")
+		return admin.Caller{}, errors.New("apikey not authorized on the admin api")
 	}
-	return nil
+	return admin.Caller{ClientID: k.ClientID, ReadOnly: k.ReadOnly}, nil
 }
 
 // Run serves both listeners until ctx is done, then shuts down gracefully:
@@ -277,6 +221,9 @@ func (s *Server) Run(ctx context.Context, ready func(proxy, admin net.Addr)) err
 	flushDone := make(chan struct{})
 	flushCtx, stopFlush := context.WithCancel(context.Background())
 	go func() { defer close(flushDone); s.flushLoop(flushCtx) }()
+	followDone := make(chan struct{})
+	followCtx, stopFollow := context.WithCancel(context.Background())
+	go func() { defer close(followDone); s.followLoop(followCtx) }()
 
 	var runErr error
 	select {
@@ -298,6 +245,8 @@ func (s *Server) Run(ctx context.Context, ready func(proxy, admin net.Addr)) err
 		}()
 	}
 	wg.Wait()
+	stopFollow()
+	<-followDone
 	stopFlush()
 	<-flushDone
 	if err := s.Flush(context.Background()); err != nil {
@@ -336,16 +285,24 @@ func (s *Server) flushLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := s.Flush(ctx); err != nil && ctx.Err() == nil {
+			if err := s.Flush(ctx); err != nil && ctx.Err() == nil && !gatehouse.IsStorageFull(err) {
 				s.log.Error("flush quota counters", "err", err)
 			}
 		}
 	}
 }
 
-// Flush writes the quota counters touched since the last flush, in one transaction.
+// Flush adds the calls counted since the last flush to SQLite, in one
+// transaction. When the disk is full the counts stay in memory, to be written
+// when it can again; that is logged once when it starts and once when it ends.
 func (s *Server) Flush(ctx context.Context) error {
-	err := s.quotas.Flush(ctx, s.store.SaveCounters)
+	err := s.quotas.Flush(ctx, s.store.AddCounters)
+	full := gatehouse.IsStorageFull(err)
+	if was := s.storageFull.Swap(full); full && !was {
+		s.log.Error("storage full: quota counters are kept in memory until they can be written", "err", err)
+	} else if was && !full && err == nil {
+		s.log.Info("storage writable again: quota counters written")
+	}
 	if err != nil {
 		s.metrics.flushFailures.Inc()
 		return err

@@ -60,11 +60,13 @@ func encodeKey(k *gatehouse.APIKey) (keyRow, error) {
 // keyWriter holds the statements that insert keys inside one transaction,
 // prepared once so a bulk import does not re-parse SQL per key.
 type keyWriter struct {
+	tx                   *txn
 	insert, insertEntity *sql.Stmt
 	seq                  int64
+	entities             entityChecker
 }
 
-func newKeyWriter(ctx context.Context, tx *sql.Tx) (*keyWriter, error) {
+func newKeyWriter(ctx context.Context, tx *txn) (*keyWriter, error) {
 	seq, err := nextSeq(ctx, tx, "apikeys")
 	if err != nil {
 		return nil, err
@@ -79,7 +81,7 @@ func newKeyWriter(ctx context.Context, tx *sql.Tx) (*keyWriter, error) {
 		ins.Close()
 		return nil, fmt.Errorf("prepare insert apikey entity: %w", err)
 	}
-	return &keyWriter{insert: ins, insertEntity: ent, seq: seq}, nil
+	return &keyWriter{tx: tx, insert: ins, insertEntity: ent, seq: seq}, nil
 }
 
 func (w *keyWriter) Close() {
@@ -87,7 +89,10 @@ func (w *keyWriter) Close() {
 	w.insertEntity.Close()
 }
 
-func (w *keyWriter) add(ctx context.Context, k *gatehouse.APIKey) error {
+func (w *keyWriter) add(ctx context.Context, k *gatehouse.APIKey, field string) error {
+	if err := w.entities.check(ctx, w.tx, k.AuthorizedEntities, field); err != nil {
+		return err
+	}
 	row, err := encodeKey(k)
 	if err != nil {
 		return err
@@ -100,7 +105,42 @@ func (w *keyWriter) add(ctx context.Context, k *gatehouse.APIKey) error {
 		return fmt.Errorf("insert apikey: %w", err)
 	}
 	w.seq++
+	w.tx.changed(gatehouse.KindAPIKey, k.ClientID, gatehouse.OpCreate)
 	return writeEntities(ctx, w.insertEntity, k.ClientID, row.entities)
+}
+
+// entityChecker checks that authorizedEntities name existing groups and
+// services, inside the write's transaction (so nothing can delete them
+// before the commit), remembering what it found for a bulk import.
+type entityChecker map[string]bool
+
+func (c *entityChecker) check(ctx context.Context, q querier, entities []string, field string) error {
+	if *c == nil {
+		*c = entityChecker{}
+	}
+	for _, e := range entities {
+		if (*c)[e] {
+			continue
+		}
+		var query, id string
+		if g, ok := strings.CutPrefix(e, "group_"); ok {
+			query, id = "SELECT 1 FROM groups WHERE id = ?", g
+		} else if sv, ok := strings.CutPrefix(e, "service_"); ok {
+			query, id = "SELECT 1 FROM services WHERE id = ?", sv
+		}
+		ok := false
+		if query != "" {
+			var err error
+			if ok, err = exists(ctx, q, query, id); err != nil {
+				return fmt.Errorf("check authorizedEntities: %w", err)
+			}
+		}
+		if !ok {
+			return gatehouse.Invalid(field+"authorizedEntities", "%q names no existing group or service", e)
+		}
+		(*c)[e] = true
+	}
+	return nil
 }
 
 func writeEntities(ctx context.Context, stmt *sql.Stmt, clientID string, entities []string) error {
@@ -112,31 +152,20 @@ func writeEntities(ctx context.Context, stmt *sql.Stmt, clientID string, entitie
 	return nil
 }
 
-func (s *Store) keyPut(k *gatehouse.APIKey) {
-	if f := s.h().APIKeyPut; f != nil {
-		f(k)
-	}
-}
-
 // CreateAPIKey stores a new key, generating a missing client id and secret;
 // a duplicate client id is a Conflict.
 func (s *Store) CreateAPIKey(ctx context.Context, k *gatehouse.APIKey) error {
 	if err := prepareKey(k); err != nil {
 		return err
 	}
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *txn) error {
 		w, err := newKeyWriter(ctx, tx)
 		if err != nil {
 			return err
 		}
 		defer w.Close()
-		return w.add(ctx, k)
+		return w.add(ctx, k, "")
 	})
-	if err != nil {
-		return err
-	}
-	s.keyPut(k)
-	return nil
 }
 
 // CreateAPIKeys stores up to MaxBulkKeys keys in one transaction, all or
@@ -167,26 +196,19 @@ func (s *Store) CreateAPIKeys(ctx context.Context, ks []gatehouse.APIKey) error 
 		}
 		seen[ks[i].ClientID] = struct{}{}
 	}
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *txn) error {
 		w, err := newKeyWriter(ctx, tx)
 		if err != nil {
 			return err
 		}
 		defer w.Close()
 		for i := range ks {
-			if err := w.add(ctx, &ks[i]); err != nil {
+			if err := w.add(ctx, &ks[i], fmt.Sprintf("[%d].", i)); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	for i := range ks {
-		s.keyPut(&ks[i])
-	}
-	return nil
 }
 
 // UpdateAPIKey replaces an existing key.
@@ -201,7 +223,11 @@ func (s *Store) UpdateAPIKey(ctx context.Context, k *gatehouse.APIKey) error {
 	if err != nil {
 		return err
 	}
-	err = s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *txn) error {
+		var ec entityChecker
+		if err := ec.check(ctx, tx, k.AuthorizedEntities, ""); err != nil {
+			return err
+		}
 		res, err := tx.ExecContext(ctx, `UPDATE apikeys SET client_secret = ?, client_name = ?, description = ?,
 			enabled = ?, allow_client_id_only = ?, read_only = ?, throttling_quota = ?, daily_quota = ?,
 			monthly_quota = ?, valid_until = ?, authorized_entities = ?, metadata = ?, tags = ?
@@ -220,18 +246,14 @@ func (s *Store) UpdateAPIKey(ctx context.Context, k *gatehouse.APIKey) error {
 			return fmt.Errorf("update apikey entities: %w", err)
 		}
 		defer stmt.Close()
+		tx.changed(gatehouse.KindAPIKey, k.ClientID, gatehouse.OpUpdate)
 		return writeEntities(ctx, stmt, k.ClientID, row.entities)
 	})
-	if err != nil {
-		return err
-	}
-	s.keyPut(k)
-	return nil
 }
 
-// DeleteAPIKey removes a key and its quota counters.
+// DeleteAPIKey removes a key with its quota counters and usage history.
 func (s *Store) DeleteAPIKey(ctx context.Context, clientID string) error {
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *txn) error {
 		res, err := tx.ExecContext(ctx, "DELETE FROM apikeys WHERE client_id = ?", clientID)
 		if err != nil {
 			return fmt.Errorf("delete apikey: %w", err)
@@ -239,18 +261,34 @@ func (s *Store) DeleteAPIKey(ctx context.Context, clientID string) error {
 		if err := affected(res, keyNotFound(clientID)); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, "DELETE FROM counters WHERE client_id = ?", clientID); err != nil {
-			return fmt.Errorf("delete apikey counters: %w", err)
+		for _, table := range []string{"counters", "usage_days", "key_last_used"} {
+			if _, err := tx.ExecContext(ctx, "DELETE FROM "+table+" WHERE client_id = ?", clientID); err != nil {
+				return fmt.Errorf("delete apikey %s: %w", table, err)
+			}
 		}
+		tx.changed(gatehouse.KindAPIKey, clientID, gatehouse.OpDelete)
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	if f := s.h().APIKeyDelete; f != nil {
-		f(clientID)
-	}
-	return nil
+}
+
+// ResetQuotas sets an existing key's quota counters to zero, as a revision
+// of its own, so that every reader of the change log resets them too. The
+// usage history is kept.
+func (s *Store) ResetQuotas(ctx context.Context, clientID string) error {
+	return s.write(ctx, func(tx *txn) error {
+		ok, err := exists(ctx, tx, "SELECT 1 FROM apikeys WHERE client_id = ?", clientID)
+		if err != nil {
+			return fmt.Errorf("reset quotas: %w", err)
+		}
+		if !ok {
+			return keyNotFound(clientID)
+		}
+		if _, err := tx.ExecContext(ctx, "DELETE FROM counters WHERE client_id = ?", clientID); err != nil {
+			return fmt.Errorf("reset quotas: %w", err)
+		}
+		tx.changed(gatehouse.KindAPIKey, clientID, gatehouse.OpResetQuotas)
+		return nil
+	})
 }
 
 const keySelect = "SELECT client_id, " + keyCols + " FROM apikeys"
@@ -282,7 +320,11 @@ func scanKey(r rowScanner) (gatehouse.APIKey, error) {
 
 // GetAPIKey returns the key with clientID, or NotFound.
 func (s *Store) GetAPIKey(ctx context.Context, clientID string) (gatehouse.APIKey, error) {
-	k, err := scanKey(s.r.QueryRowContext(ctx, keySelect+" WHERE client_id = ?", clientID))
+	return getAPIKey(ctx, s.r, clientID)
+}
+
+func getAPIKey(ctx context.Context, q querier, clientID string) (gatehouse.APIKey, error) {
+	k, err := scanKey(q.QueryRowContext(ctx, keySelect+" WHERE client_id = ?", clientID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return gatehouse.APIKey{}, keyNotFound(clientID)
 	}
@@ -332,7 +374,11 @@ func (s *Store) ListAPIKeys(ctx context.Context, f gatehouse.KeyFilter, p gateho
 		if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM apikeys"+cond, args...).Scan(&total); err != nil {
 			return fmt.Errorf("count apikeys: %w", err)
 		}
-		rows, err := tx.QueryContext(ctx, keySelect+cond+" ORDER BY seq LIMIT ? OFFSET ?", append(args, p.Limit(), p.Offset())...)
+		order, err := keyOrder(f.Sort)
+		if err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, keySelect+cond+order+" LIMIT ? OFFSET ?", append(args, p.Limit(), p.Offset())...)
 		if err != nil {
 			return fmt.Errorf("list apikeys: %w", err)
 		}
@@ -353,6 +399,19 @@ func (s *Store) ListAPIKeys(ctx context.Context, f gatehouse.KeyFilter, p gateho
 		return nil, 0, err
 	}
 	return ks, total, nil
+}
+
+// keyOrder is the ORDER BY of a key list; seq last keeps pages stable.
+func keyOrder(sort string) (string, error) {
+	switch sort {
+	case "", gatehouse.SortCreated:
+		return " ORDER BY seq", nil
+	case gatehouse.SortName:
+		return " ORDER BY client_name COLLATE NOCASE, seq", nil
+	case gatehouse.SortLastUsed:
+		return " ORDER BY (SELECT at FROM key_last_used u WHERE u.client_id = apikeys.client_id) DESC NULLS LAST, seq", nil
+	}
+	return "", gatehouse.Invalid("sort", "must be %s, %s or %s", gatehouse.SortCreated, gatehouse.SortName, gatehouse.SortLastUsed)
 }
 
 // CountAPIKeys returns how many keys are stored.

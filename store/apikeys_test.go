@@ -29,8 +29,10 @@ func TestCreateAPIKeysBulk(t *testing.T) {
 	s := newStore(t)
 	seedKey(t, s, "existing")
 
-	var put []string
-	s.SetHooks(Hooks{APIKeyPut: func(k *gatehouse.APIKey) { put = append(put, k.ClientID) }})
+	seedGroups(t, s, "g0", "g1", "g2")
+	f := &recorder{}
+	f.rev, _ = s.Revision(ctx)
+	s.SetFollower(f)
 
 	t.Run("one invalid key writes none", func(t *testing.T) {
 		ks := bulkKeys("bad", 100)
@@ -68,11 +70,20 @@ func TestCreateAPIKeysBulk(t *testing.T) {
 	t.Run("too many", func(t *testing.T) {
 		wantErr(t, s.CreateAPIKeys(ctx, make([]gatehouse.APIKey, MaxBulkKeys+1)), gatehouse.KindInvalid, "-")
 	})
-	if len(put) != 0 {
-		t.Fatalf("APIKeyPut called on failed writes: %v", put)
+	if len(f.changes) != 0 {
+		t.Fatalf("failed writes reached the follower: %v", f.changes)
 	}
+	t.Run("a dangling entity writes none", func(t *testing.T) {
+		ks := bulkKeys("dangling", 10)
+		ks[7].AuthorizedEntities = []string{"group_nope"}
+		before := rowCounts(t, s)
+		wantErr(t, s.CreateAPIKeys(ctx, ks), gatehouse.KindInvalid, "[7].authorizedEntities")
+		if after := rowCounts(t, s); !reflect.DeepEqual(before, after) {
+			t.Fatalf("rows changed: %v -> %v", before, after)
+		}
+	})
 
-	t.Run("all written, defaults filled in place, hook per key", func(t *testing.T) {
+	t.Run("all written, defaults filled in place, one revision", func(t *testing.T) {
 		ks := bulkKeys("ok", 100)
 		ks[5].ClientID, ks[5].ClientSecret = "", ""
 		must(t, s.CreateAPIKeys(ctx, ks))
@@ -84,8 +95,9 @@ func TestCreateAPIKeysBulk(t *testing.T) {
 		if n != 101 {
 			t.Fatalf("CountAPIKeys = %d, want 101", n)
 		}
-		if len(put) != 100 || put[0] != ks[0].ClientID || put[99] != ks[99].ClientID {
-			t.Fatalf("APIKeyPut calls = %d (%v...)", len(put), put[:min(3, len(put))])
+		if len(f.changes) != 100 || f.changes[0].ID != ks[0].ClientID || f.changes[99].ID != ks[99].ClientID ||
+			f.changes[0].Revision != f.changes[99].Revision {
+			t.Fatalf("follower got %d changes (%v...), want 100 of one revision", len(f.changes), f.changes[:min(3, len(f.changes))])
 		}
 		got, err := s.GetAPIKey(ctx, ks[42].ClientID)
 		must(t, err)
@@ -105,6 +117,7 @@ func TestCreateAPIKeysBulkMax(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := newStore(t)
+	seedGroups(t, s, "g0", "g1", "g2")
 	ks := bulkKeys("max", MaxBulkKeys)
 	start := time.Now()
 	must(t, s.CreateAPIKeys(ctx, ks))
@@ -175,128 +188,12 @@ func TestListAPIKeysFilters(t *testing.T) {
 	wantErr(t, err, gatehouse.KindNotFound, "")
 }
 
-func TestHooks(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	s := newStore(t)
-
-	// No hooks installed: writes work.
-	seedGroup(t, s, "g0")
-
-	var puts []gatehouse.APIKey
-	var dels []string
-	catalog := 0
-	s.SetHooks(Hooks{
-		APIKeyPut: func(k *gatehouse.APIKey) {
-			// Runs after commit: the key is readable through the reader pool.
-			got, err := s.GetAPIKey(ctx, k.ClientID)
-			if err != nil || !reflect.DeepEqual(got, *k) {
-				t.Errorf("in hook GetAPIKey = %+v, %v; want %+v", got, err, *k)
-			}
-			puts = append(puts, *k)
-		},
-		APIKeyDelete:   func(id string) { dels = append(dels, id) },
-		CatalogChanged: func() { catalog++ },
-	})
-
-	k := gatehouse.APIKey{ClientName: "h"}
-	must(t, s.CreateAPIKey(ctx, &k))
-	k.ClientName = "h2"
-	must(t, s.UpdateAPIKey(ctx, &k))
-	if len(puts) != 2 || puts[0].ClientName != "h" || puts[1].ClientName != "h2" || puts[1].ClientSecret != k.ClientSecret {
-		t.Fatalf("puts = %+v", puts)
-	}
-	must(t, s.DeleteAPIKey(ctx, k.ClientID))
-	if !reflect.DeepEqual(dels, []string{k.ClientID}) {
-		t.Fatalf("dels = %v", dels)
-	}
-
-	// Failed key writes call nothing.
-	dup := gatehouse.APIKey{ClientID: "x"}
-	must(t, s.CreateAPIKey(ctx, &dup))
-	puts = nil
-	wantErr(t, s.CreateAPIKey(ctx, &gatehouse.APIKey{ClientID: "x"}), gatehouse.KindConflict, "")
-	wantErr(t, s.UpdateAPIKey(ctx, &gatehouse.APIKey{ClientID: "nope"}), gatehouse.KindNotFound, "")
-	wantErr(t, s.DeleteAPIKey(ctx, "nope"), gatehouse.KindNotFound, "")
-	if len(puts) != 0 || len(dels) != 1 {
-		t.Fatalf("hooks on failure: puts %v dels %v", puts, dels)
-	}
-
-	// Catalog writes: one call per successful write, none per failed one.
-	steps := []struct {
-		name    string
-		write   func() error
-		changed bool
-	}{
-		{"create group", func() error { return s.CreateGroup(ctx, &gatehouse.Group{ID: "g1", Name: "G"}) }, true},
-		{"duplicate group", func() error { return s.CreateGroup(ctx, &gatehouse.Group{ID: "g1", Name: "G"}) }, false},
-		{"update group", func() error { return s.UpdateGroup(ctx, &gatehouse.Group{ID: "g1", Name: "G2"}) }, true},
-		{"update missing group", func() error { return s.UpdateGroup(ctx, &gatehouse.Group{ID: "zz", Name: "G2"}) }, false},
-		{"create plugin", func() error {
-			p := gatehouse.DefaultPlugin()
-			p.ID, p.Name = "p1", "P"
-			return s.CreatePlugin(ctx, &p, []byte("w"))
-		}, true},
-		{"create service", func() error {
-			sv := gatehouse.DefaultService()
-			sv.ID, sv.GroupID, sv.Name, sv.Domain = "s1", "g1", "S", "s.io"
-			sv.Plugins = []gatehouse.PluginRef{{Ref: "p1"}}
-			return s.CreateService(ctx, &sv)
-		}, true},
-		{"service missing group", func() error {
-			sv := gatehouse.DefaultService()
-			sv.ID, sv.GroupID, sv.Name, sv.Domain = "s2", "zz", "S", "s.io"
-			return s.CreateService(ctx, &sv)
-		}, false},
-		{"update service", func() error {
-			sv, _ := s.GetService(ctx, "s1")
-			sv.Name = "S2"
-			return s.UpdateService(ctx, &sv)
-		}, true},
-		{"delete group with services", func() error { return s.DeleteGroup(ctx, "g1") }, false},
-		{"delete attached plugin", func() error { return s.DeletePlugin(ctx, "p1") }, false},
-		{"update plugin", func() error {
-			p := gatehouse.DefaultPlugin()
-			p.ID, p.Name = "p1", "P2"
-			return s.UpdatePlugin(ctx, &p)
-		}, true},
-		{"replace wasm", func() error { _, err := s.ReplacePluginWasm(ctx, "p1", []byte("w2")); return err }, true},
-		{"delete service", func() error { return s.DeleteService(ctx, "s1") }, true},
-		{"delete plugin", func() error { return s.DeletePlugin(ctx, "p1") }, true},
-		{"delete group", func() error { return s.DeleteGroup(ctx, "g1") }, true},
-		{"delete missing group", func() error { return s.DeleteGroup(ctx, "g1") }, false},
-	}
-	for _, st := range steps {
-		before := catalog
-		err := st.write()
-		if st.changed && err != nil {
-			t.Fatalf("%s: %v", st.name, err)
-		}
-		if !st.changed && err == nil {
-			t.Fatalf("%s: succeeded, want an error", st.name)
-		}
-		want := before
-		if st.changed {
-			want++
-		}
-		if catalog != want {
-			t.Fatalf("%s: CatalogChanged called %d times, want %d", st.name, catalog-before, want-before)
-		}
-	}
-
-	// Counters, users, sessions and meta are not catalog writes.
-	before := catalog
-	must(t, s.SetMeta(ctx, "a", "b"))
-	must(t, s.SaveCounters(ctx, []gatehouse.Counter{{ClientID: "x", Period: "2025-01", Count: 1}}))
-	if catalog != before || len(puts) != 0 {
-		t.Fatalf("unrelated writes called hooks")
-	}
-}
-
 func TestScanKeyAuth(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := newStore(t)
+	seedGroups(t, s, "g1")
+	seedService(t, s, "s1", "g1")
 	until := int64(1234)
 	a := gatehouse.APIKey{ClientID: "a", ClientSecret: "sa", ClientName: "not loaded", Description: "not loaded",
 		AuthorizedEntities: []string{"group_g1", "service_s1"}, Enabled: true, AllowClientIDOnly: true,
@@ -340,6 +237,7 @@ func TestScanKeyAuthLoad(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := newStore(t)
+	seedGroups(t, s, "g0", "g1", "g2")
 	total := 100_000
 	if raceEnabled {
 		total = 20_000 // the race detector makes the number meaningless; keep the suite fast

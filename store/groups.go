@@ -17,7 +17,7 @@ func (s *Store) CreateGroup(ctx context.Context, g *gatehouse.Group) error {
 	if err := g.Validate(); err != nil {
 		return err
 	}
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *txn) error {
 		seq, err := nextSeq(ctx, tx, "groups")
 		if err != nil {
 			return err
@@ -30,19 +30,19 @@ func (s *Store) CreateGroup(ctx context.Context, g *gatehouse.Group) error {
 		if err != nil {
 			return fmt.Errorf("insert group: %w", err)
 		}
+		tx.changed(gatehouse.KindGroup, g.ID, gatehouse.OpCreate)
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	s.catalogChanged()
-	return nil
 }
 
 // GetGroup returns the group with id, or NotFound.
 func (s *Store) GetGroup(ctx context.Context, id string) (gatehouse.Group, error) {
+	return getGroup(ctx, s.r, id)
+}
+
+func getGroup(ctx context.Context, q querier, id string) (gatehouse.Group, error) {
 	g := gatehouse.Group{}
-	err := s.r.QueryRowContext(ctx, "SELECT id, name, description FROM groups WHERE id = ?", id).
+	err := q.QueryRowContext(ctx, "SELECT id, name, description FROM groups WHERE id = ?", id).
 		Scan(&g.ID, &g.Name, &g.Description)
 	if errors.Is(err, sql.ErrNoRows) {
 		return g, groupNotFound(id)
@@ -94,41 +94,62 @@ func (s *Store) UpdateGroup(ctx context.Context, g *gatehouse.Group) error {
 	if err := g.Validate(); err != nil {
 		return err
 	}
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *txn) error {
 		res, err := tx.ExecContext(ctx, "UPDATE groups SET name = ?, description = ? WHERE id = ?",
 			g.Name, g.Description, g.ID)
 		if err != nil {
 			return fmt.Errorf("update group: %w", err)
 		}
-		return affected(res, groupNotFound(g.ID))
+		if err := affected(res, groupNotFound(g.ID)); err != nil {
+			return err
+		}
+		tx.changed(gatehouse.KindGroup, g.ID, gatehouse.OpUpdate)
+		return nil
 	})
-	if err != nil {
-		return err
-	}
-	s.catalogChanged()
-	return nil
 }
 
-// DeleteGroup removes a group that has no services; one that still has
-// services is a Conflict.
+// DeleteGroup removes a group that no service is in and no key is
+// authorized on; otherwise, and for the built-in admin-api-group, it is a
+// Conflict.
 func (s *Store) DeleteGroup(ctx context.Context, id string) error {
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		busy, err := exists(ctx, tx, "SELECT 1 FROM services WHERE group_id = ? LIMIT 1", id)
-		if err != nil {
+	if id == gatehouse.AdminGroupID {
+		return gatehouse.Conflict("group %q is built in and cannot be deleted", id)
+	}
+	return s.write(ctx, func(tx *txn) error {
+		var svc string
+		err := tx.QueryRowContext(ctx, "SELECT id FROM services WHERE group_id = ? ORDER BY seq LIMIT 1", id).Scan(&svc)
+		if err == nil {
+			return gatehouse.Conflict("group %q still has services (%q)", id, svc)
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("delete group: %w", err)
 		}
-		if busy {
-			return gatehouse.Conflict("group %q still has services", id)
+		if err := checkUnreferenced(ctx, tx, "group", gatehouse.GroupEntity(id), id); err != nil {
+			return err
 		}
 		res, err := tx.ExecContext(ctx, "DELETE FROM groups WHERE id = ?", id)
 		if err != nil {
 			return fmt.Errorf("delete group: %w", err)
 		}
-		return affected(res, groupNotFound(id))
+		if err := affected(res, groupNotFound(id)); err != nil {
+			return err
+		}
+		tx.changed(gatehouse.KindGroup, id, gatehouse.OpDelete)
+		return nil
 	})
-	if err != nil {
-		return err
+}
+
+// checkUnreferenced is a Conflict when a key is authorized on entity, so a
+// delete never leaves keys naming what no longer exists (and gaining access
+// the day someone creates an entity with that id).
+func checkUnreferenced(ctx context.Context, q querier, what, entity, id string) error {
+	var key string
+	err := q.QueryRowContext(ctx, "SELECT client_id FROM apikey_entities WHERE entity = ? LIMIT 1", entity).Scan(&key)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
 	}
-	s.catalogChanged()
-	return nil
+	if err != nil {
+		return fmt.Errorf("check %s references: %w", what, err)
+	}
+	return gatehouse.Conflict("%s %q is named by the authorizedEntities of api key %q", what, id, key)
 }

@@ -95,18 +95,18 @@ func TestCounters(t *testing.T) {
 	seedKey(t, s, "a")
 	seedKey(t, s, "b")
 
-	must(t, s.SaveCounters(ctx, []gatehouse.Counter{
-		{ClientID: "a", Period: "2025-01-30", Count: 3},
-		{ClientID: "a", Period: "2025-01-31", Count: 4},
+	must(t, s.AddCounters(ctx, []gatehouse.Counter{
+		{ClientID: "a", Period: "2025-01-30", Count: 3, Calls: 3, LastUsed: 1000},
+		{ClientID: "a", Period: "2025-01-31", Count: 4, Calls: 4, LastUsed: 2000},
 		{ClientID: "a", Period: "2025-01", Count: 7},
-		{ClientID: "b", Period: "2025-01-31", Count: 1},
-		{ClientID: "gone", Period: "2025-01-31", Count: 9}, // no such key: skipped
+		{ClientID: "b", Period: "2025-01-31", Count: 1, Calls: 1, LastUsed: 1500},
+		{ClientID: "gone", Period: "2025-01-31", Count: 9, Calls: 9, LastUsed: 9}, // no such key: skipped
 	}))
-	// Absolute counts: a second save replaces, it does not add.
-	must(t, s.SaveCounters(ctx, []gatehouse.Counter{
-		{ClientID: "a", Period: "2025-01-31", Count: 10},
-		{ClientID: "a", Period: "2025-01", Count: 13},
-		{ClientID: "a", Period: "2025-02-01", Count: 2},
+	// Increments: a second flush adds to what is stored.
+	must(t, s.AddCounters(ctx, []gatehouse.Counter{
+		{ClientID: "a", Period: "2025-01-31", Count: 6, Calls: 6, LastUsed: 1900}, // an older last use changes nothing
+		{ClientID: "a", Period: "2025-01", Count: 6},
+		{ClientID: "a", Period: "2025-02-01", Count: 2, Calls: 2},
 		{ClientID: "a", Period: "2025-02", Count: 2},
 	}))
 
@@ -141,19 +141,47 @@ func TestCounters(t *testing.T) {
 		t.Fatalf("ScanCounters = %v, want %v", scanned, wantScan)
 	}
 
-	must(t, s.DeleteCounters(ctx, "a"))
+	last, err := s.LastUsed(ctx, "a", "b", "gone", "never")
+	must(t, err)
+	if !reflect.DeepEqual(last, map[string]int64{"a": 2000, "b": 1500}) {
+		t.Fatalf("LastUsed = %v", last)
+	}
+
+	must(t, s.ResetQuotas(ctx, "a"))
 	for _, r := range [][2]string{{"0000-00", "9999-99"}, {"0000-00-00", "9999-99-99"}} {
 		got, err = s.KeyCounters(ctx, "a", r[0], r[1])
 		must(t, err)
 		if len(got) != 0 {
-			t.Fatalf("after DeleteCounters: %+v", got)
+			t.Fatalf("after ResetQuotas: %+v", got)
 		}
 	}
 	got, err = s.KeyCounters(ctx, "b", "0000-00-00", "9999-99-99")
 	must(t, err)
 	if len(got) != 1 {
-		t.Fatalf("DeleteCounters touched another key: %+v", got)
+		t.Fatalf("ResetQuotas touched another key: %+v", got)
 	}
+	// The usage history survives the reset; a reset's own increments count
+	// calls for the history only.
+	must(t, s.AddCounters(ctx, []gatehouse.Counter{{ClientID: "a", Period: "2025-02-01", Count: 0, Calls: 5}}))
+	got, err = s.UsageDays(ctx, "a", "2025-01-01", "2025-02-28")
+	must(t, err)
+	want = []gatehouse.Counter{ctr("a", "2025-01-30", 3), ctr("a", "2025-01-31", 10), ctr("a", "2025-02-01", 7)}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("UsageDays after reset = %+v, want %+v", got, want)
+	}
+	if got, _ := s.KeyCounters(ctx, "a", "0000-00-00", "9999-99-99"); len(got) != 0 {
+		t.Fatalf("history-only increments reached the quota counters: %+v", got)
+	}
+
+	// Sorting by last use: most recent first, never-used keys last.
+	seedKey(t, s, "c")
+	ks, _, err := s.ListAPIKeys(ctx, gatehouse.KeyFilter{Sort: gatehouse.SortLastUsed}, gatehouse.Page{})
+	must(t, err)
+	if len(ks) != 3 || ks[0].ClientID != "a" || ks[1].ClientID != "b" || ks[2].ClientID != "c" {
+		t.Fatalf("sort by last use: %v", ks)
+	}
+	_, _, err = s.ListAPIKeys(ctx, gatehouse.KeyFilter{Sort: "size"}, gatehouse.Page{})
+	wantErr(t, err, gatehouse.KindInvalid, "sort")
 }
 
 func TestUsersSessionsMeta(t *testing.T) {
@@ -235,7 +263,7 @@ func TestReopen(t *testing.T) {
 	sv.Plugins = []gatehouse.PluginRef{{Ref: "p1", Config: "cfg"}}
 	must(t, s.CreateService(ctx, &sv))
 	k := seedKey(t, s, "k1", "group_g1")
-	must(t, s.SaveCounters(ctx, []gatehouse.Counter{{ClientID: "k1", Period: "2025-03", Count: 42}}))
+	must(t, s.AddCounters(ctx, []gatehouse.Counter{{ClientID: "k1", Period: "2025-03", Count: 42}}))
 	must(t, s.CreateUser(ctx, "admin", "h"))
 	se := gatehouse.Session{TokenHash: "t", Username: "admin", CSRFToken: "c", ExpiresAt: time.Now().Unix() + 3600}
 	must(t, s.CreateSession(ctx, se))
@@ -273,8 +301,8 @@ func TestReopen(t *testing.T) {
 	}
 	var versions int
 	must(t, s.r.QueryRow("SELECT COUNT(*) FROM schema_migrations").Scan(&versions))
-	if versions != 1 {
-		t.Errorf("schema_migrations rows = %d after reopen, want 1", versions)
+	if all, _ := loadMigrations(migrationsFS); versions != len(all) {
+		t.Errorf("schema_migrations rows = %d after reopen, want %d", versions, len(all))
 	}
 	var mode string
 	must(t, s.w.QueryRow("PRAGMA journal_mode").Scan(&mode))
@@ -313,15 +341,18 @@ func TestMigrations(t *testing.T) {
 	init1, err := loadMigrations(migrationsFS)
 	must(t, err)
 
-	fsys := fstest.MapFS{
-		"0001_init.sql":  {Data: []byte(init1[0].sql)},
-		"0002_extra.sql": {Data: []byte("CREATE TABLE extra (x INTEGER); INSERT INTO extra VALUES (1);")},
+	fsys := fstest.MapFS{"0090_extra.sql": {Data: []byte("CREATE TABLE extra (x INTEGER); INSERT INTO extra VALUES (1);")}}
+	var want []int
+	for _, m := range init1 {
+		fsys[m.name] = &fstest.MapFile{Data: []byte(m.sql)}
+		want = append(want, m.version)
 	}
-	// Only 0002 is new: 0001 would fail if replayed (its tables exist).
+	want = append(want, 90)
+	// Only 0090 is new: the others would fail if replayed (their tables exist).
 	must(t, migrate(ctx, s.w, fsys))
 	must(t, migrate(ctx, s.w, fsys))
-	if vs := versions(); !reflect.DeepEqual(vs, []int{1, 2}) {
-		t.Fatalf("versions = %v, want [1 2]", vs)
+	if vs := versions(); !reflect.DeepEqual(vs, want) {
+		t.Fatalf("versions = %v, want %v", vs, want)
 	}
 	var n int
 	must(t, s.w.QueryRow("SELECT COUNT(*) FROM extra").Scan(&n))
@@ -330,11 +361,11 @@ func TestMigrations(t *testing.T) {
 	}
 
 	// A failing migration leaves nothing behind: not its first statement, not its version.
-	fsys["0003_bad.sql"] = &fstest.MapFile{Data: []byte("CREATE TABLE half (x INTEGER); SELECT * FROM no_such_table;")}
+	fsys["0091_bad.sql"] = &fstest.MapFile{Data: []byte("CREATE TABLE half (x INTEGER); SELECT * FROM no_such_table;")}
 	if err := migrate(ctx, s.w, fsys); err == nil {
 		t.Fatal("bad migration succeeded")
 	}
-	if vs := versions(); !reflect.DeepEqual(vs, []int{1, 2}) {
+	if vs := versions(); !reflect.DeepEqual(vs, want) {
 		t.Fatalf("versions after failure = %v", vs)
 	}
 	if ok, err := exists(ctx, s.w, "SELECT 1 FROM sqlite_master WHERE name = 'half'"); err != nil || ok {

@@ -45,7 +45,7 @@ func (s *Store) CreatePlugin(ctx context.Context, p *gatehouse.Plugin, wasm []by
 		return err
 	}
 	sum := wasmSum(wasm)
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx *txn) error {
 		seq, err := nextSeq(ctx, tx, "plugins")
 		if err != nil {
 			return err
@@ -60,13 +60,13 @@ func (s *Store) CreatePlugin(ctx context.Context, p *gatehouse.Plugin, wasm []by
 		if err != nil {
 			return fmt.Errorf("insert plugin: %w", err)
 		}
+		tx.changed(gatehouse.KindPlugin, p.ID, gatehouse.OpCreate)
 		return nil
 	})
 	if err != nil {
 		return err
 	}
 	p.SHA256 = sum
-	s.catalogChanged()
 	return nil
 }
 
@@ -80,9 +80,7 @@ func scanPlugin(r rowScanner) (gatehouse.Plugin, error) {
 	return p, err
 }
 
-func getPlugin(ctx context.Context, q interface {
-	QueryRowContext(context.Context, string, ...any) *sql.Row
-}, id string) (gatehouse.Plugin, error) {
+func getPlugin(ctx context.Context, q querier, id string) (gatehouse.Plugin, error) {
 	p, err := scanPlugin(q.QueryRowContext(ctx, "SELECT "+pluginCols+" FROM plugins WHERE id = ?", id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return p, pluginNotFound(id)
@@ -100,8 +98,12 @@ func (s *Store) GetPlugin(ctx context.Context, id string) (gatehouse.Plugin, err
 
 // PluginWasm returns the plugin's wasm bytes, or NotFound.
 func (s *Store) PluginWasm(ctx context.Context, id string) ([]byte, error) {
+	return pluginWasm(ctx, s.r, id)
+}
+
+func pluginWasm(ctx context.Context, q querier, id string) ([]byte, error) {
 	var wasm []byte
-	err := s.r.QueryRowContext(ctx, "SELECT wasm FROM plugins WHERE id = ?", id).Scan(&wasm)
+	err := q.QueryRowContext(ctx, "SELECT wasm FROM plugins WHERE id = ?", id).Scan(&wasm)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, pluginNotFound(id)
 	}
@@ -113,7 +115,11 @@ func (s *Store) PluginWasm(ctx context.Context, id string) ([]byte, error) {
 
 // ListPlugins returns every plugin's metadata in creation order.
 func (s *Store) ListPlugins(ctx context.Context) ([]gatehouse.Plugin, error) {
-	rows, err := s.r.QueryContext(ctx, "SELECT "+pluginCols+" FROM plugins ORDER BY seq")
+	return listPlugins(ctx, s.r)
+}
+
+func listPlugins(ctx context.Context, q querier) ([]gatehouse.Plugin, error) {
+	rows, err := q.QueryContext(ctx, "SELECT "+pluginCols+" FROM plugins ORDER BY seq")
 	if err != nil {
 		return nil, fmt.Errorf("list plugins: %w", err)
 	}
@@ -138,7 +144,7 @@ func (s *Store) UpdatePlugin(ctx context.Context, p *gatehouse.Plugin) error {
 	if p.ID == "" {
 		return gatehouse.Invalid("id", "must not be empty")
 	}
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx *txn) error {
 		cur, err := getPlugin(ctx, tx, p.ID)
 		if err != nil {
 			return err
@@ -153,12 +159,12 @@ func (s *Store) UpdatePlugin(ctx context.Context, p *gatehouse.Plugin) error {
 			return fmt.Errorf("update plugin: %w", err)
 		}
 		*p = next
+		tx.changed(gatehouse.KindPlugin, p.ID, gatehouse.OpUpdate)
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	s.catalogChanged()
 	return nil
 }
 
@@ -169,7 +175,7 @@ func (s *Store) ReplacePluginWasm(ctx context.Context, id string, wasm []byte) (
 	}
 	sum := wasmSum(wasm)
 	var p gatehouse.Plugin
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx *txn) error {
 		res, err := tx.ExecContext(ctx, "UPDATE plugins SET wasm = ?, sha256 = ? WHERE id = ?", wasm, sum, id)
 		if err != nil {
 			return fmt.Errorf("replace plugin wasm: %w", err)
@@ -178,18 +184,18 @@ func (s *Store) ReplacePluginWasm(ctx context.Context, id string, wasm []byte) (
 			return err
 		}
 		p, err = getPlugin(ctx, tx, id)
+		tx.changed(gatehouse.KindPlugin, id, gatehouse.OpUpdate)
 		return err
 	})
 	if err != nil {
 		return gatehouse.Plugin{}, err
 	}
-	s.catalogChanged()
 	return p, nil
 }
 
 // DeletePlugin removes a plugin; one still attached to a service is a Conflict.
 func (s *Store) DeletePlugin(ctx context.Context, id string) error {
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx *txn) error {
 		var svc string
 		err := tx.QueryRowContext(ctx, `SELECT s.id FROM services s, json_each(s.data, '$.plugins') p
 			WHERE json_extract(p.value, '$.ref') = ? ORDER BY s.seq LIMIT 1`, id).Scan(&svc)
@@ -203,11 +209,14 @@ func (s *Store) DeletePlugin(ctx context.Context, id string) error {
 		if err != nil {
 			return fmt.Errorf("delete plugin: %w", err)
 		}
-		return affected(res, pluginNotFound(id))
+		if err := affected(res, pluginNotFound(id)); err != nil {
+			return err
+		}
+		tx.changed(gatehouse.KindPlugin, id, gatehouse.OpDelete)
+		return nil
 	})
 	if err != nil {
 		return err
 	}
-	s.catalogChanged()
 	return nil
 }

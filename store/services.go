@@ -15,7 +15,11 @@ func serviceNotFound(id string) error { return gatehouse.NotFound("service %q no
 
 // checkServiceRefs checks, inside the write transaction so nothing can
 // delete them before commit, that the service's group and plugins exist.
-func checkServiceRefs(ctx context.Context, tx *sql.Tx, sv *gatehouse.Service) error {
+func checkServiceRefs(ctx context.Context, tx querier, sv *gatehouse.Service) error {
+	if sv.GroupID == gatehouse.AdminGroupID {
+		// A service there would make every key of it an admin API key.
+		return gatehouse.Invalid("groupId", "no service can be placed in the built-in group %q", sv.GroupID)
+	}
 	ok, err := exists(ctx, tx, "SELECT 1 FROM groups WHERE id = ?", sv.GroupID)
 	if err != nil {
 		return fmt.Errorf("check group: %w", err)
@@ -55,7 +59,7 @@ func (s *Store) CreateService(ctx context.Context, sv *gatehouse.Service) error 
 	if err != nil {
 		return err
 	}
-	err = s.write(ctx, func(tx *sql.Tx) error {
+	err = s.write(ctx, func(tx *txn) error {
 		if err := checkServiceRefs(ctx, tx, sv); err != nil {
 			return err
 		}
@@ -71,12 +75,12 @@ func (s *Store) CreateService(ctx context.Context, sv *gatehouse.Service) error 
 		if err != nil {
 			return fmt.Errorf("insert service: %w", err)
 		}
+		tx.changed(gatehouse.KindService, sv.ID, gatehouse.OpCreate)
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	s.catalogChanged()
 	return nil
 }
 
@@ -89,7 +93,7 @@ func (s *Store) UpdateService(ctx context.Context, sv *gatehouse.Service) error 
 	if err != nil {
 		return err
 	}
-	err = s.write(ctx, func(tx *sql.Tx) error {
+	err = s.write(ctx, func(tx *txn) error {
 		ok, err := exists(ctx, tx, "SELECT 1 FROM services WHERE id = ?", sv.ID)
 		if err != nil {
 			return fmt.Errorf("update service: %w", err)
@@ -104,28 +108,35 @@ func (s *Store) UpdateService(ctx context.Context, sv *gatehouse.Service) error 
 			sv.GroupID, data, sv.ID); err != nil {
 			return fmt.Errorf("update service: %w", err)
 		}
+		tx.changed(gatehouse.KindService, sv.ID, gatehouse.OpUpdate)
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	s.catalogChanged()
 	return nil
 }
 
-// DeleteService removes a service; API keys naming it are left as they are.
+// DeleteService removes a service that no key names as service_<id>; one
+// that a key names is a Conflict.
 func (s *Store) DeleteService(ctx context.Context, id string) error {
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx *txn) error {
+		if err := checkUnreferenced(ctx, tx, "service", gatehouse.ServiceEntity(id), id); err != nil {
+			return err
+		}
 		res, err := tx.ExecContext(ctx, "DELETE FROM services WHERE id = ?", id)
 		if err != nil {
 			return fmt.Errorf("delete service: %w", err)
 		}
-		return affected(res, serviceNotFound(id))
+		if err := affected(res, serviceNotFound(id)); err != nil {
+			return err
+		}
+		tx.changed(gatehouse.KindService, id, gatehouse.OpDelete)
+		return nil
 	})
 	if err != nil {
 		return err
 	}
-	s.catalogChanged()
 	return nil
 }
 
@@ -141,8 +152,12 @@ func decodeService(data []byte) (gatehouse.Service, error) {
 
 // GetService returns the service with id, or NotFound.
 func (s *Store) GetService(ctx context.Context, id string) (gatehouse.Service, error) {
+	return getService(ctx, s.r, id)
+}
+
+func getService(ctx context.Context, q querier, id string) (gatehouse.Service, error) {
 	var data []byte
-	err := s.r.QueryRowContext(ctx, "SELECT data FROM services WHERE id = ?", id).Scan(&data)
+	err := q.QueryRowContext(ctx, "SELECT data FROM services WHERE id = ?", id).Scan(&data)
 	if errors.Is(err, sql.ErrNoRows) {
 		return gatehouse.Service{}, serviceNotFound(id)
 	}
@@ -193,9 +208,7 @@ func (s *Store) AllServices(ctx context.Context) ([]gatehouse.Service, error) {
 	return queryServices(ctx, s.r, "SELECT data FROM services ORDER BY seq")
 }
 
-func queryServices(ctx context.Context, q interface {
-	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}, query string, args ...any) ([]gatehouse.Service, error) {
+func queryServices(ctx context.Context, q querier, query string, args ...any) ([]gatehouse.Service, error) {
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list services: %w", err)

@@ -10,7 +10,8 @@ import (
 )
 
 // tables are every table the schema creates, for before/after row counts.
-var tables = []string{"groups", "services", "apikeys", "apikey_entities", "plugins", "counters", "users", "sessions", "meta"}
+var tables = []string{"groups", "services", "apikeys", "apikey_entities", "plugins", "counters", "users", "sessions", "meta",
+	"revisions", "changes", "usage_days", "key_last_used"}
 
 func openAt(t *testing.T, path string) *Store {
 	t.Helper()
@@ -74,6 +75,13 @@ func seedGroup(t *testing.T, s *Store, id string) gatehouse.Group {
 	g := gatehouse.Group{ID: id, Name: "Group " + id, Description: "about " + id}
 	must(t, s.CreateGroup(context.Background(), &g))
 	return g
+}
+
+func seedGroups(t *testing.T, s *Store, ids ...string) {
+	t.Helper()
+	for _, id := range ids {
+		seedGroup(t, s, id)
+	}
 }
 
 func seedService(t *testing.T, s *Store, id, groupID string) gatehouse.Service {
@@ -349,6 +357,8 @@ func TestAPIKeyCRUD(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := newStore(t)
+	seedGroups(t, s, "g1", "g2")
+	seedService(t, s, "s9", "g1")
 
 	until := int64(1_900_000_000_000)
 	k := gatehouse.APIKey{
@@ -416,7 +426,7 @@ func TestAPIKeyCRUD(t *testing.T) {
 		t.Fatalf("CountAPIKeys = %d, want 2", n)
 	}
 
-	must(t, s.SaveCounters(ctx, []gatehouse.Counter{{ClientID: k.ClientID, Period: "2025-01-02", Count: 5}}))
+	must(t, s.AddCounters(ctx, []gatehouse.Counter{{ClientID: k.ClientID, Period: "2025-01-02", Count: 5, Calls: 5, LastUsed: 1}}))
 	must(t, s.DeleteAPIKey(ctx, k.ClientID))
 	_, err = s.GetAPIKey(ctx, k.ClientID)
 	wantErr(t, err, gatehouse.KindNotFound, "")

@@ -21,7 +21,7 @@ func (s *Store) CreateUser(ctx context.Context, username, passwordHash string) e
 	if passwordHash == "" {
 		return gatehouse.Invalid("password", "must not be empty")
 	}
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *txn) error {
 		_, err := tx.ExecContext(ctx, "INSERT INTO users (username, password_hash) VALUES (?, ?)", username, passwordHash)
 		if isUniqueViolation(err) {
 			return gatehouse.Conflict("user %q already exists", username)
@@ -29,6 +29,7 @@ func (s *Store) CreateUser(ctx context.Context, username, passwordHash string) e
 		if err != nil {
 			return fmt.Errorf("insert user: %w", err)
 		}
+		tx.changed(gatehouse.KindUser, username, gatehouse.OpCreate)
 		return nil
 	})
 }
@@ -51,12 +52,16 @@ func (s *Store) SetUserPassword(ctx context.Context, username, passwordHash stri
 	if passwordHash == "" {
 		return gatehouse.Invalid("password", "must not be empty")
 	}
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *txn) error {
 		res, err := tx.ExecContext(ctx, "UPDATE users SET password_hash = ? WHERE username = ?", passwordHash, username)
 		if err != nil {
 			return fmt.Errorf("set user password: %w", err)
 		}
-		return affected(res, userNotFound(username))
+		if err := affected(res, userNotFound(username)); err != nil {
+			return err
+		}
+		tx.changed(gatehouse.KindUser, username, gatehouse.OpUpdate)
+		return nil
 	})
 }
 
@@ -65,7 +70,7 @@ func (s *Store) CreateSession(ctx context.Context, se gatehouse.Session) error {
 	if se.TokenHash == "" {
 		return gatehouse.Invalid("tokenHash", "must not be empty")
 	}
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.writeRaw(ctx, func(tx *sql.Tx) error {
 		ok, err := exists(ctx, tx, "SELECT 1 FROM users WHERE username = ?", se.Username)
 		if err != nil {
 			return fmt.Errorf("create session: %w", err)
@@ -107,7 +112,7 @@ func (s *Store) getSession(ctx context.Context, tokenHash string, nowUnix int64)
 
 // DeleteSession removes a session; a missing one is not an error (logout is idempotent).
 func (s *Store) DeleteSession(ctx context.Context, tokenHash string) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.writeRaw(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, "DELETE FROM sessions WHERE token_hash = ?", tokenHash); err != nil {
 			return fmt.Errorf("delete session: %w", err)
 		}
@@ -117,7 +122,7 @@ func (s *Store) DeleteSession(ctx context.Context, tokenHash string) error {
 
 // DeleteExpiredSessions removes sessions that expired at or before nowUnix.
 func (s *Store) DeleteExpiredSessions(ctx context.Context, nowUnix int64) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.writeRaw(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, "DELETE FROM sessions WHERE expires_at <= ?", nowUnix); err != nil {
 			return fmt.Errorf("delete expired sessions: %w", err)
 		}
@@ -140,7 +145,7 @@ func (s *Store) GetMeta(ctx context.Context, key string) (string, bool, error) {
 
 // SetMeta sets a bootstrap value, replacing any previous one.
 func (s *Store) SetMeta(ctx context.Context, key, value string) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.writeRaw(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES (?, ?)
 			ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value); err != nil {
 			return fmt.Errorf("set meta: %w", err)

@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 
 	"golang.org/x/crypto/bcrypt"
@@ -106,13 +110,63 @@ func (b *bootInfo) print(w io.Writer) {
 	fmt.Fprintln(w, "  lost them? gatehouse admin reset-password / gatehouse admin new-key")
 }
 
-// resetPassword sets a new generated dashboard password and prints it.
-func resetPassword(ctx context.Context, c config, stdout io.Writer) error {
-	st, err := store.Open(ctx, c.DB)
+// openExisting opens the database of a gateway for an admin command. It
+// never creates one: a path that does not hold a SQLite file, or a database
+// gatehouse serve never started on, is an error naming the path (exit 1), so
+// that a wrong --db cannot print credentials that match nothing.
+func openExisting(ctx context.Context, path string) (*store.Store, error) {
+	// name is the path and the flag: "/abs/g.db (--db)", or
+	// "/abs/g.db (--db g.db)" for a relative path.
+	name := path + " (--db)"
+	if abs, err := filepath.Abs(path); err == nil && abs != path {
+		name = fmt.Sprintf("%s (--db %s)", abs, path)
+	}
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("database %s does not exist; name the gateway's file, or start gatehouse serve once to create it", name)
+	case err != nil:
+		return nil, fmt.Errorf("database %s: %s", name, pathReason(err))
+	case fi.IsDir():
+		return nil, fmt.Errorf("database %s is a folder, not a file", name)
+	}
+	if err := checkSQLiteHeader(path); err != nil {
+		return nil, fmt.Errorf("database %s %w", name, err)
+	}
+	if !writable(path) || !writable(filepath.Dir(path)) {
+		return nil, fmt.Errorf("database %s is not writable: the file and its folder must be", name)
+	}
+	st, err := store.Open(ctx, path)
 	if err != nil {
-		return fmt.Errorf("open db: %w", err)
+		return nil, fmt.Errorf("open database %s: %w", name, err)
+	}
+	if _, done, err := st.GetMeta(ctx, metaBootstrapped); err != nil || !done {
+		st.Close()
+		if err != nil {
+			return nil, fmt.Errorf("read database %s: %w", name, err)
+		}
+		// By now store.Open has added our tables to that file: only the store
+		// could look inside it first, and an empty or non-SQLite file, the
+		// likely mistakes, were refused above without writing.
+		return nil, fmt.Errorf("database %s was never started by gatehouse serve; start it once first", name)
+	}
+	return st, nil
+}
+
+// cliContext marks the admin commands' writes as made by the command line,
+// for the change log and the audit log.
+func cliContext(ctx context.Context) context.Context {
+	return gatehouse.WithActor(ctx, gatehouse.ActorCLI)
+}
+
+// resetPassword sets a new generated dashboard password and prints it.
+func resetPassword(ctx context.Context, db string, stdout io.Writer) error {
+	st, err := openExisting(ctx, db)
+	if err != nil {
+		return err
 	}
 	defer st.Close()
+	ctx = cliContext(ctx)
 	pw := gatehouse.NewPassword()
 	hash, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
 	if err != nil {
@@ -130,12 +184,13 @@ func resetPassword(ctx context.Context, c config, stdout io.Writer) error {
 }
 
 // newAdminKey adds a generated key to admin-api-group and prints it.
-func newAdminKey(ctx context.Context, c config, getenv func(string) string, stdout io.Writer) error {
-	st, err := store.Open(ctx, c.DB)
+func newAdminKey(ctx context.Context, db string, stdout io.Writer) error {
+	st, err := openExisting(ctx, db)
 	if err != nil {
-		return fmt.Errorf("open db: %w", err)
+		return err
 	}
 	defer st.Close()
+	ctx = cliContext(ctx)
 	if err := ensureAdminGroup(ctx, st); err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -19,12 +20,11 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "gatehouse:", err)
 		var ue usageError
 		if errors.As(err, &ue) {
-			fmt.Fprintln(os.Stderr, "gatehouse:", err)
 			os.Exit(2)
 		}
-		fmt.Fprintln(os.Stderr, "gatehouse:", err)
 		os.Exit(1)
 	}
 }
@@ -35,48 +35,118 @@ type usageError struct{ msg string }
 func (e usageError) Error() string { return e.msg }
 
 // run is the whole program, with its environment passed in so tests can run
-// it in-process.
+// it in-process. A usageError means exit 2, any other error exit 1; help is
+// printed on stdout and is not an error.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cmd := "serve"
-	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
-		cmd, args = args[0], args[1:]
+	cmd := "serve" // the default command, also when args start with a flag
+	if len(args) > 0 {
+		first := args[0]
+		switch first {
+		case "-h", "-help", "--help":
+			first = "help"
+		case "-version", "--version":
+			first = "version"
+		}
+		if !strings.HasPrefix(first, "-") {
+			cmd, args = first, args[1:]
+		}
 	}
 	switch cmd {
 	case "serve":
-		cfg, err := parseConfig("serve", args, getenv)
+		cfg, err := parseConfig(args, getenv)
+		if errors.Is(err, errHelp) {
+			fmt.Fprint(stdout, flagHelp("serve", serveFlags))
+			return nil
+		}
 		if err != nil {
 			return err
 		}
 		return serve(ctx, cfg, getenv, stdout, stderr)
 	case "version":
+		if len(args) > 0 {
+			return usageError{fmt.Sprintf("unexpected argument %q (gatehouse version takes none)", args[0])}
+		}
 		fmt.Fprintln(stdout, "gatehouse", version)
 		return nil
 	case "admin":
-		if len(args) == 0 {
-			return usageError{"admin needs a subcommand: reset-password or new-key"}
-		}
-		sub, rest := args[0], args[1:]
-		cfg, err := parseConfig("admin "+sub, rest, getenv)
-		if err != nil {
-			return err
-		}
-		switch sub {
-		case "reset-password":
-			return resetPassword(ctx, cfg, stdout)
-		case "new-key":
-			return newAdminKey(ctx, cfg, getenv, stdout)
-		}
-		return usageError{fmt.Sprintf("unknown admin subcommand %q (want reset-password or new-key)", sub)}
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return nil
+		return runAdmin(ctx, args, getenv, stdout)
+	case "help":
+		return help(args, getenv, stdout)
 	}
-	return usageError{fmt.Sprintf("unknown command %q (want serve, version or admin)", cmd)}
+	return usageError{fmt.Sprintf("unknown command %q (gatehouse help lists the commands)", cmd)}
 }
 
-const usage = `usage: gatehouse [serve] [flags]   run the gateway (the default)
-       gatehouse version
-       gatehouse admin reset-password --db FILE
-       gatehouse admin new-key --db FILE
-Run 'gatehouse serve --help' for the flags.
+// runAdmin runs gatehouse admin <sub>.
+func runAdmin(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return usageError{"admin needs a subcommand: reset-password or new-key (gatehouse help admin)"}
+	}
+	sub := args[0]
+	var do func(ctx context.Context, db string, stdout io.Writer) error
+	switch sub {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, adminUsage)
+		return nil
+	case "reset-password":
+		do = resetPassword
+	case "new-key":
+		do = newAdminKey
+	default:
+		return usageError{fmt.Sprintf("unknown admin subcommand %q (want reset-password or new-key)", sub)}
+	}
+	db, err := parseAdminConfig("admin "+sub, args[1:], getenv)
+	if errors.Is(err, errHelp) {
+		fmt.Fprint(stdout, flagHelp("admin "+sub, adminFlags))
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return do(ctx, db, stdout)
+}
+
+// help prints the commands, or with a command name that command's help.
+func help(args []string, getenv func(string) string, stdout io.Writer) error {
+	switch {
+	case len(args) == 0:
+		fmt.Fprintf(stdout, usage, version)
+		return nil
+	case len(args) == 1 && args[0] == "serve":
+		fmt.Fprint(stdout, flagHelp("serve", serveFlags))
+		return nil
+	case len(args) == 1 && args[0] == "admin":
+		fmt.Fprint(stdout, adminUsage)
+		return nil
+	case len(args) == 2 && args[0] == "admin":
+		return runAdmin(context.Background(), []string{args[1], "--help"}, getenv, stdout)
+	case len(args) == 1 && (args[0] == "version" || args[0] == "help"):
+		fmt.Fprintf(stdout, usage, version)
+		return nil
+	}
+	return usageError{fmt.Sprintf("no help for %q (gatehouse help lists the commands)", strings.Join(args, " "))}
+}
+
+const usage = `Gatehouse %s: an API gateway on one SQLite file.
+
+usage: gatehouse [command] [flags]
+
+commands:
+  serve                  run the gateway and the admin listener (the default command)
+  admin reset-password   set and print a new password for the dashboard user admin
+  admin new-key          create and print a new admin API key
+  version                print the version (also --version)
+  help [command]         print this help (also -h, --help), or a command's flags
+
+'gatehouse help serve' (or 'gatehouse serve --help') lists the flags.
+Exit status: 0 done, 1 failed, 2 bad command line (the message names the flag).
+`
+
+const adminUsage = `usage: gatehouse admin <subcommand> [--db FILE]
+
+subcommands (on the database of a gateway, running or not; they never create one):
+  reset-password   set and print a new password for the dashboard user admin
+  new-key          create and print a new admin API key (group admin-api-group)
+
+--db (env GATEHOUSE_DB, default gatehouse.db) names the SQLite file; a file that
+does not exist is refused with exit status 1.
 `

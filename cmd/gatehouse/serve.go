@@ -23,7 +23,7 @@ func serve(ctx context.Context, c config, getenv func(string) string, stdout, st
 	c.Logger = log
 	st, err := store.Open(ctx, c.DB)
 	if err != nil {
-		return fmt.Errorf("open db: %w", err)
+		return fmt.Errorf("open database %s (--db): %w", c.DB, err)
 	}
 	defer st.Close()
 

@@ -1,7 +1,8 @@
 // Package admin is the admin REST API of the admin listener (contract
 // section 8): JSON handlers for groups, services, API keys, quotas and WASM
-// plugins, plus /metrics and /health. Every write goes through the Backend
-// (the store), whose hooks keep the gateway's in-memory state in sync.
+// plugins, plus /metrics, /health and /ready. Every write goes through the
+// store, which commits it with its revision; the handlers check the input's
+// shape (unknown fields, immutable ids) before anything reaches the store.
 package admin
 
 import (
@@ -16,53 +17,89 @@ import (
 	"gatehouse"
 )
 
-// Backend is what the admin API needs of the store, plus the live quota
-// counters and the WASM compiler, which the lead's server type adds.
-type Backend interface {
+// The store's methods the admin API calls, one small interface per entity.
+// The server's backend (the store plus the live quota counters and the WASM
+// compiler) satisfies them all.
+
+// GroupStore reads and writes service groups.
+type GroupStore interface {
 	CreateGroup(ctx context.Context, g *gatehouse.Group) error
 	GetGroup(ctx context.Context, id string) (gatehouse.Group, error)
 	ListGroups(ctx context.Context, p gatehouse.Page) ([]gatehouse.Group, int, error)
 	UpdateGroup(ctx context.Context, g *gatehouse.Group) error
 	DeleteGroup(ctx context.Context, id string) error
+}
 
+// ServiceStore reads and writes service descriptors.
+type ServiceStore interface {
 	CreateService(ctx context.Context, s *gatehouse.Service) error
 	GetService(ctx context.Context, id string) (gatehouse.Service, error)
 	ListServices(ctx context.Context, f gatehouse.ServiceFilter, p gatehouse.Page) ([]gatehouse.Service, int, error)
 	UpdateService(ctx context.Context, s *gatehouse.Service) error
 	DeleteService(ctx context.Context, id string) error
+}
 
+// KeyStore reads and writes API keys.
+type KeyStore interface {
 	CreateAPIKey(ctx context.Context, k *gatehouse.APIKey) error
+	// CreateAPIKeys creates every key in one transaction, or none.
 	CreateAPIKeys(ctx context.Context, ks []gatehouse.APIKey) error
 	GetAPIKey(ctx context.Context, clientID string) (gatehouse.APIKey, error)
 	ListAPIKeys(ctx context.Context, f gatehouse.KeyFilter, p gatehouse.Page) ([]gatehouse.APIKey, int, error)
 	UpdateAPIKey(ctx context.Context, k *gatehouse.APIKey) error
 	DeleteAPIKey(ctx context.Context, clientID string) error
+}
 
+// QuotaStore is the keys' live quota state.
+type QuotaStore interface {
+	// Usage is the key's live quota state; a *gatehouse.Error NotFound when
+	// the key is unknown.
+	Usage(ctx context.Context, clientID string) (gatehouse.QuotaUsage, error)
+	// ResetUsage sets the key's counters to zero.
+	ResetUsage(ctx context.Context, clientID string) error
+}
+
+// PluginStore reads and writes WASM plugins.
+type PluginStore interface {
 	CreatePlugin(ctx context.Context, p *gatehouse.Plugin, wasm []byte) error
 	GetPlugin(ctx context.Context, id string) (gatehouse.Plugin, error)
 	ListPlugins(ctx context.Context) ([]gatehouse.Plugin, error)
 	UpdatePlugin(ctx context.Context, p *gatehouse.Plugin) error
 	ReplacePluginWasm(ctx context.Context, id string, wasm []byte) (gatehouse.Plugin, error)
 	DeletePlugin(ctx context.Context, id string) error
-
-	// Usage is the key's live quota state; a *gatehouse.Error NotFound when
-	// the key is unknown.
-	Usage(ctx context.Context, clientID string) (gatehouse.QuotaUsage, error)
-	// ResetUsage sets the key's counters to zero.
-	ResetUsage(ctx context.Context, clientID string) error
 	// CheckWasm compiles the module and verifies its exports; a
 	// *gatehouse.Error Invalid with field "wasm" when it is not a usable plugin.
 	CheckWasm(ctx context.Context, wasm []byte) error
 }
 
+// Backend is all of them, so that one value wires the whole API.
+type Backend interface {
+	GroupStore
+	ServiceStore
+	KeyStore
+	QuotaStore
+	PluginStore
+}
+
+// Caller is who an authenticated admin request comes from.
+type Caller struct {
+	ClientID string // the admin API key's client id
+	ReadOnly bool   // the key may only read (GET)
+}
+
 // Config wires the admin API.
 type Config struct {
 	Backend Backend
-	// Authenticate returns nil when the request presents an admin-api-group
-	// key in a header. A nil Authenticate refuses every call (fail closed).
-	// A *gatehouse.Error's message is shown to the caller; any other error
-	// is answered with a fixed message.
-	Authenticate func(r *http.Request) error
+	// Authenticate returns the caller when the request presents an
+	// admin-api-group key in a header. A nil Authenticate refuses every call
+	// (fail closed). A *gatehouse.Error's message is shown to the caller;
+	// any other error is answered with a fixed message.
+	Authenticate func(r *http.Request) (Caller, error)
+	// Health reports the node for /health and /ready (no authentication):
+	// its role ("standalone", "leader", "worker"), the last revision it
+	// applied, and whether it serves a configuration. A nil Health answers a
+	// ready standalone node at revision 0.
+	Health func() (role string, revision int64, ready bool)
 	// Metrics serves /metrics (Prometheus text) behind Authenticate.
 	Metrics http.Handler
 	Logger  *slog.Logger
@@ -75,71 +112,87 @@ const (
 	maxBulkKeys = 10_000
 )
 
+// handler is what every route's method does: it writes its answer and
+// returns nil, or returns what went wrong and writes nothing; serve turns the
+// error into the answer.
+type handler func(w http.ResponseWriter, r *http.Request) error
+
 type api struct {
-	b            Backend
-	authenticate func(r *http.Request) error
+	authenticate func(r *http.Request) (Caller, error)
+	health       func() (string, int64, bool)
 	metrics      http.Handler
 	log          *slog.Logger
 }
 
-// Register mounts /api/..., /metrics and /health on r. The routes under /api
-// live on a subrouter whose NotFoundHandler and MethodNotAllowedHandler
-// answer JSON; r's own handlers are left to the caller, so a dashboard on
-// the same router keeps its HTML 404 page.
+// Register mounts /api/..., /metrics, /health and /ready on r. The routes
+// under /api live on a subrouter whose NotFoundHandler and
+// MethodNotAllowedHandler answer JSON; r's own handlers are left to the
+// caller, so a dashboard on the same router keeps its HTML 404 page.
 func Register(r *mux.Router, cfg Config) {
-	a := &api{b: cfg.Backend, authenticate: cfg.Authenticate, metrics: cfg.Metrics, log: cfg.Logger}
+	a := &api{authenticate: cfg.Authenticate, health: cfg.Health, metrics: cfg.Metrics, log: cfg.Logger}
 	if a.log == nil {
 		a.log = slog.Default()
 	}
+	if a.health == nil {
+		a.health = func() (string, int64, bool) { return "standalone", 0, true }
+	}
+	b := cfg.Backend
+	groups := &groupAPI{groups: b, services: b}
+	services := &serviceAPI{services: b}
+	keys := &keyAPI{keys: b, groups: b, services: b}
+	quotas := &quotaAPI{quotas: b, keys: b}
+	plugins := &pluginAPI{plugins: b}
 
-	r.Path("/health").Handler(methods{http.MethodGet: http.HandlerFunc(a.handleHealth)})
-	r.Path("/metrics").Handler(a.auth(methods{http.MethodGet: http.HandlerFunc(a.handleMetrics)}))
+	r.Path("/health").Handler(a.serve(methods{http.MethodGet: a.handleHealth}.dispatch))
+	r.Path("/ready").Handler(a.serve(methods{http.MethodGet: a.handleReady}.dispatch))
+	r.Path("/metrics").Handler(a.auth(a.serve(methods{http.MethodGet: a.handleMetrics}.dispatch)))
 
 	// "/api" itself and everything below it, but not "/apix".
-	api := r.MatcherFunc(func(req *http.Request, _ *mux.RouteMatch) bool {
+	sub := r.MatcherFunc(func(req *http.Request, _ *mux.RouteMatch) bool {
 		return req.URL.Path == "/api" || strings.HasPrefix(req.URL.Path, "/api/")
 	}).Subrouter()
-	api.NotFoundHandler = a.auth(http.HandlerFunc(handleNotFound))
-	api.MethodNotAllowedHandler = a.auth(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: "method not allowed"})
+	sub.NotFoundHandler = a.auth(a.serve(func(http.ResponseWriter, *http.Request) error {
+		return errNotFound
+	}))
+	sub.MethodNotAllowedHandler = a.auth(a.serve(func(http.ResponseWriter, *http.Request) error {
+		return errMethodNotAllowed
 	}))
 
-	route := func(path string, m methods) { api.Path(path).Handler(a.auth(m)) }
+	route := func(path string, m methods) { sub.Path(path).Handler(a.auth(a.serve(m.dispatch))) }
 
-	route("/api/groups", methods{"GET": a.handleGroupList, "POST": a.handleGroupCreate})
-	route("/api/groups/{id}", methods{"GET": a.handleGroupGet, "PUT": a.handleGroupPut,
-		"PATCH": a.handleGroupPatch, "DELETE": a.handleGroupDelete})
-	route("/api/groups/{id}/services", methods{"GET": a.handleGroupServices})
+	route("/api/groups", methods{"GET": groups.list, "POST": groups.create})
+	route("/api/groups/{id}", methods{"GET": groups.get, "PUT": groups.put,
+		"PATCH": groups.patch, "DELETE": groups.delete})
+	route("/api/groups/{id}/services", methods{"GET": groups.listServices})
 
-	route("/api/services", methods{"GET": a.handleServiceList, "POST": a.handleServiceCreate})
-	route("/api/services/{id}", methods{"GET": a.handleServiceGet, "PUT": a.handleServicePut,
-		"PATCH": a.handleServicePatch, "DELETE": a.handleServiceDelete})
+	route("/api/services", methods{"GET": services.list, "POST": services.create})
+	route("/api/services/{id}", methods{"GET": services.get, "PUT": services.put,
+		"PATCH": services.patch, "DELETE": services.delete})
 
 	for _, kind := range []string{"groups", "services"} {
-		route("/api/"+kind+"/{id}/apikeys", methods{"GET": a.handleKeyList, "POST": a.handleKeyCreate})
-		route("/api/"+kind+"/{id}/apikeys/{clientId}", methods{"GET": a.handleKeyGet, "PUT": a.handleKeyPut,
-			"PATCH": a.handleKeyPatch, "DELETE": a.handleKeyDelete})
+		route("/api/"+kind+"/{id}/apikeys", methods{"GET": keys.list, "POST": keys.create})
+		route("/api/"+kind+"/{id}/apikeys/{clientId}", methods{"GET": keys.get, "PUT": keys.put,
+			"PATCH": keys.patch, "DELETE": keys.delete})
 	}
 	// _bulk before {clientId}, so that GET /api/apikeys/_bulk is a 405.
-	route("/api/apikeys", methods{"GET": a.handleKeyList})
-	route("/api/apikeys/_bulk", methods{"POST": a.handleKeyBulk})
-	route("/api/apikeys/{clientId}", methods{"GET": a.handleKeyGet, "PUT": a.handleKeyPut,
-		"PATCH": a.handleKeyPatch, "DELETE": a.handleKeyDelete})
-	route("/api/apikeys/{clientId}/quotas", methods{"GET": a.handleQuotaGet, "DELETE": a.handleQuotaReset})
+	route("/api/apikeys", methods{"GET": keys.list})
+	route("/api/apikeys/_bulk", methods{"POST": keys.bulk})
+	route("/api/apikeys/{clientId}", methods{"GET": keys.get, "PUT": keys.put,
+		"PATCH": keys.patch, "DELETE": keys.delete})
+	route("/api/apikeys/{clientId}/quotas", methods{"GET": quotas.get, "DELETE": quotas.reset})
 
-	route("/api/plugins", methods{"GET": a.handlePluginList, "POST": a.handlePluginCreate})
-	route("/api/plugins/{id}", methods{"GET": a.handlePluginGet, "PATCH": a.handlePluginPatch,
-		"PUT": a.handlePluginPut, "DELETE": a.handlePluginDelete})
+	route("/api/plugins", methods{"GET": plugins.list, "POST": plugins.create})
+	route("/api/plugins/{id}", methods{"GET": plugins.get, "PATCH": plugins.patch,
+		"PUT": plugins.put, "DELETE": plugins.delete})
 }
 
-// methods dispatches on the request method and answers 405 with an Allow
-// header (mux's own 405 has none) for the others.
-type methods map[string]http.HandlerFunc
+// methods dispatches on the request method; the others are a 405 with an
+// Allow header (mux's own 405 has none).
+type methods map[string]handler
 
-func (m methods) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (m methods) dispatch(w http.ResponseWriter, r *http.Request) error {
 	if h, ok := m[r.Method]; ok {
-		h(w, r)
-		return
+		return h(w, r)
 	}
 	allow := make([]string, 0, len(m))
 	for k := range m {
@@ -147,42 +200,74 @@ func (m methods) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	sort.Strings(allow)
 	w.Header().Set("Allow", strings.Join(allow, ", "))
-	writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: "method not allowed"})
+	return errMethodNotAllowed
 }
 
-// auth refuses the request with 401 unless Authenticate accepts it. It wraps
-// the 404 and 405 answers too, so an anonymous caller learns nothing about
-// which routes exist.
-func (a *api) auth(next http.Handler) http.Handler {
+// serve runs h and answers its error: the one place a handler's error
+// becomes an answer.
+func (a *api) serve(h handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if a.authenticate == nil {
-			writeJSON(w, http.StatusUnauthorized, errorBody{Error: "admin api key required"})
-			return
+		if err := h(w, r); err != nil {
+			a.writeError(w, r, err)
 		}
-		if err := a.authenticate(r); err != nil {
-			msg := "admin api key required"
-			if ge := gatehouse.AsError(err); ge != nil {
-				msg = ge.Message
-			}
-			writeJSON(w, http.StatusUnauthorized, errorBody{Error: msg})
-			return
-		}
-		next.ServeHTTP(w, r)
 	})
 }
 
-func (a *api) handleHealth(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+// auth refuses the request with 401 unless Authenticate accepts it, and a
+// read-only caller's writes with 403. It wraps the 404 and 405 answers too,
+// so an anonymous caller learns nothing about which routes exist. What
+// passes carries its actor, for the change log, and a revision recorder,
+// whose revision the answer carries in Gatehouse-Revision.
+func (a *api) auth(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a.authenticate == nil {
+			a.writeError(w, r, errUnauthenticated)
+			return
+		}
+		c, err := a.authenticate(r)
+		if err != nil {
+			msg := errUnauthenticated.msg
+			if ge := gatehouse.AsError(err); ge != nil {
+				msg = ge.Message
+			}
+			a.writeError(w, r, &statusError{http.StatusUnauthorized, msg})
+			return
+		}
+		if c.ReadOnly && r.Method != http.MethodGet {
+			a.writeError(w, r, gatehouse.Forbidden("this admin api key is read-only: it may only use GET"))
+			return
+		}
+		ctx := gatehouse.WithActor(r.Context(), gatehouse.APIKeyActor(c.ClientID))
+		ctx, rec := gatehouse.WithRevisionRecorder(ctx)
+		next.ServeHTTP(&revisionWriter{ResponseWriter: w, rec: rec}, r.WithContext(ctx))
+	})
 }
 
-func (a *api) handleMetrics(w http.ResponseWriter, r *http.Request) {
+func (a *api) handleHealth(w http.ResponseWriter, _ *http.Request) error {
+	role, rev, _ := a.health()
+	writeJSON(w, http.StatusOK, healthBody{Status: "ok", Role: role, Revision: rev})
+	return nil
+}
+
+type healthBody struct {
+	Status   string `json:"status"`
+	Role     string `json:"role"`
+	Revision int64  `json:"revision"`
+}
+
+func (a *api) handleReady(w http.ResponseWriter, _ *http.Request) error {
+	if _, _, ready := a.health(); !ready {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]bool{"ready": false})
+		return nil
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"ready": true})
+	return nil
+}
+
+func (a *api) handleMetrics(w http.ResponseWriter, r *http.Request) error {
 	if a.metrics == nil {
-		handleNotFound(w, r)
-		return
+		return errNotFound
 	}
 	a.metrics.ServeHTTP(w, r)
-}
-
-func handleNotFound(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusNotFound, errorBody{Error: "not found"})
+	return nil
 }

@@ -55,16 +55,25 @@ func (b *testBackend) CheckWasm(_ context.Context, wasm []byte) error {
 	return nil
 }
 
+// The test credentials: authHeader with authValue is a full admin key,
+// with readOnlyValue a readOnly one.
 const (
-	authHeader = "X-Test-Admin"
-	authValue  = "let-me-in"
+	authHeader    = "X-Test-Admin"
+	authValue     = "let-me-in"
+	readOnlyValue = "look-only"
+
+	testClientID     = "test-admin"
+	readOnlyClientID = "test-viewer"
 )
 
-func testAuthenticate(r *http.Request) error {
-	if r.Header.Get(authHeader) != authValue {
-		return errors.New("admin api key required")
+func testAuthenticate(r *http.Request) (Caller, error) {
+	switch r.Header.Get(authHeader) {
+	case authValue:
+		return Caller{ClientID: testClientID}, nil
+	case readOnlyValue:
+		return Caller{ClientID: readOnlyClientID, ReadOnly: true}, nil
 	}
-	return nil
+	return Caller{}, errors.New("admin api key required")
 }
 
 type testAPI struct {
@@ -123,6 +132,7 @@ type response struct {
 	status int
 	header http.Header
 	body   []byte
+	close  bool // the server closes the connection after this answer
 }
 
 // json decodes the body into a fresh T.
@@ -163,7 +173,7 @@ func (a *testAPI) send(method, path, ct string, body io.Reader, auth bool) respo
 	if err != nil {
 		a.t.Fatalf("%s %s: read: %v", method, path, err)
 	}
-	return response{status: res.StatusCode, header: res.Header, body: raw}
+	return response{status: res.StatusCode, header: res.Header, body: raw, close: res.Close}
 }
 
 // expect asserts the status and that the answer is JSON.
@@ -297,8 +307,12 @@ func TestHealthAndMetrics(t *testing.T) {
 	t.Parallel()
 	a := newTestAPI(t)
 	r := a.expect(a.send("GET", "/health", "", nil, false), http.StatusOK)
-	if got := decode[map[string]string](t, r); got["status"] != "ok" || len(got) != 1 {
-		t.Errorf("health: %s", r.body)
+	if got := decode[map[string]any](t, r); got["status"] != "ok" || got["role"] != "standalone" || got["revision"] != 0.0 || len(got) != 3 {
+		t.Errorf("health without Config.Health: %s", r.body)
+	}
+	r = a.expect(a.send("GET", "/ready", "", nil, false), http.StatusOK)
+	if got := decode[map[string]any](t, r); got["ready"] != true {
+		t.Errorf("ready without Config.Health: %s", r.body)
 	}
 	a.expect(a.send("POST", "/health", "", nil, false), http.StatusMethodNotAllowed)
 

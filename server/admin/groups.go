@@ -8,113 +8,113 @@ import (
 	"gatehouse"
 )
 
-func (a *api) handleGroupList(w http.ResponseWriter, r *http.Request) {
+// groupAPI serves /api/groups and a group's services.
+type groupAPI struct {
+	groups   GroupStore
+	services ServiceStore
+}
+
+func (h *groupAPI) list(w http.ResponseWriter, r *http.Request) error {
 	p, err := parsePage(r)
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
-	gs, total, err := a.b.ListGroups(r.Context(), p)
+	gs, total, err := h.groups.ListGroups(r.Context(), p)
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
 	writeList(w, gs, total)
+	return nil
 }
 
-func (a *api) handleGroupCreate(w http.ResponseWriter, r *http.Request) {
+func (h *groupAPI) create(w http.ResponseWriter, r *http.Request) error {
 	body, err := readBody(w, r, maxJSONBody)
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
 	var g gatehouse.Group
 	if err := decodeObject(body, &g, ""); err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
-	if err := a.b.CreateGroup(r.Context(), &g); err != nil {
-		a.writeError(w, r, err)
-		return
+	if err := h.groups.CreateGroup(r.Context(), &g); err != nil {
+		return err
 	}
 	writeJSON(w, http.StatusCreated, g)
+	return nil
 }
 
-func (a *api) handleGroupGet(w http.ResponseWriter, r *http.Request) {
-	g, err := a.b.GetGroup(r.Context(), mux.Vars(r)["id"])
+func (h *groupAPI) get(w http.ResponseWriter, r *http.Request) error {
+	g, err := h.groups.GetGroup(r.Context(), mux.Vars(r)["id"])
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, g)
+	return nil
 }
 
-func (a *api) handleGroupPut(w http.ResponseWriter, r *http.Request) {
+func (h *groupAPI) put(w http.ResponseWriter, r *http.Request) error {
 	body, err := readBody(w, r, maxJSONBody)
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
 	var g gatehouse.Group
 	if err := decodeObject(body, &g, ""); err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
-	g.ID = mux.Vars(r)["id"]
-	if err := a.b.UpdateGroup(r.Context(), &g); err != nil {
-		a.writeError(w, r, err)
-		return
+	if g.ID, err = putID("id", g.ID, mux.Vars(r)["id"]); err != nil {
+		return err
 	}
-	writeJSON(w, http.StatusOK, g)
+	return h.update(w, r, &g)
 }
 
-func (a *api) handleGroupPatch(w http.ResponseWriter, r *http.Request) {
+func (h *groupAPI) patch(w http.ResponseWriter, r *http.Request) error {
 	body, err := readBody(w, r, maxJSONBody)
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
-	cur, err := a.b.GetGroup(r.Context(), mux.Vars(r)["id"])
+	cur, err := h.groups.GetGroup(r.Context(), mux.Vars(r)["id"])
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
 	var g gatehouse.Group
 	if err := patchEntity(r.Header.Get("Content-Type"), body, cur, into(&g)); err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
-	g.ID = cur.ID
-	if err := a.b.UpdateGroup(r.Context(), &g); err != nil {
-		a.writeError(w, r, err)
-		return
+	if err := sameID("id", g.ID, cur.ID); err != nil {
+		return err
+	}
+	return h.update(w, r, &g)
+}
+
+func (h *groupAPI) update(w http.ResponseWriter, r *http.Request, g *gatehouse.Group) error {
+	if err := h.groups.UpdateGroup(r.Context(), g); err != nil {
+		return err
 	}
 	writeJSON(w, http.StatusOK, g)
+	return nil
 }
 
-func (a *api) handleGroupDelete(w http.ResponseWriter, r *http.Request) {
-	if err := a.b.DeleteGroup(r.Context(), mux.Vars(r)["id"]); err != nil {
-		a.writeError(w, r, err)
-		return
+func (h *groupAPI) delete(w http.ResponseWriter, r *http.Request) error {
+	if err := h.groups.DeleteGroup(r.Context(), mux.Vars(r)["id"]); err != nil {
+		return err
 	}
 	writeJSON(w, http.StatusOK, deleted)
+	return nil
 }
 
-func (a *api) handleGroupServices(w http.ResponseWriter, r *http.Request) {
+func (h *groupAPI) listServices(w http.ResponseWriter, r *http.Request) error {
 	p, err := parsePage(r)
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
-	g, err := a.b.GetGroup(r.Context(), mux.Vars(r)["id"])
+	g, err := h.groups.GetGroup(r.Context(), mux.Vars(r)["id"])
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
-	ss, total, err := a.b.ListServices(r.Context(), gatehouse.ServiceFilter{GroupID: g.ID, Q: r.URL.Query().Get("q")}, p)
+	ss, total, err := h.services.ListServices(r.Context(), gatehouse.ServiceFilter{GroupID: g.ID, Q: r.URL.Query().Get("q")}, p)
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
 	writeList(w, ss, total)
+	return nil
 }

@@ -13,6 +13,14 @@ import (
 	"gatehouse"
 )
 
+// keyAPI serves the API key routes: /api/apikeys and the same routes nested
+// under a group or a service.
+type keyAPI struct {
+	keys     KeyStore
+	groups   GroupStore
+	services ServiceStore
+}
+
 // keyScope is the group or service a key route is nested under: such a
 // route reaches only the keys authorized on it, and a key created there
 // without authorizedEntities is authorized on the group. The zero scope
@@ -22,20 +30,20 @@ type keyScope struct {
 	serviceID string // set under /api/services/{id}
 }
 
-// keyScope resolves the route's {id}; a missing group or service is 404.
-func (a *api) keyScope(r *http.Request) (keyScope, error) {
+// scope resolves the route's {id}; a missing group or service is 404.
+func (h *keyAPI) scope(r *http.Request) (keyScope, error) {
 	id, ok := mux.Vars(r)["id"]
 	switch {
 	case !ok:
 		return keyScope{}, nil
 	case strings.HasPrefix(r.URL.Path, "/api/groups/"):
-		g, err := a.b.GetGroup(r.Context(), id)
+		g, err := h.groups.GetGroup(r.Context(), id)
 		if err != nil {
 			return keyScope{}, err
 		}
 		return keyScope{groupID: g.ID}, nil
 	default:
-		s, err := a.b.GetService(r.Context(), id)
+		s, err := h.services.GetService(r.Context(), id)
 		if err != nil {
 			return keyScope{}, err
 		}
@@ -61,10 +69,14 @@ func (sc keyScope) defaultEntities(k *gatehouse.APIKey) {
 	}
 }
 
-// decodeKey decodes one key object on top of k, folding Otoroshi's
+// authorizedGroup is Otoroshi's shorthand for one group entity, the one
+// field a key body may hold that the key does not have.
+const authorizedGroup = "authorizedGroup"
+
+// decodeKey decodes one key object on top of k, strictly, folding the
 // "authorizedGroup": "<id>" shorthand into authorizedEntities.
 func decodeKey(data []byte, k *gatehouse.APIKey, field string) error {
-	if err := decodeObject(data, k, field); err != nil {
+	if err := decodeObject(data, k, field, authorizedGroup); err != nil {
 		return err
 	}
 	var extra struct {
@@ -82,26 +94,23 @@ func decodeKey(data []byte, k *gatehouse.APIKey, field string) error {
 	return nil
 }
 
-// handleKeyList serves /api/apikeys (filters group, service, enabled, q) and
-// the nested lists, which are the same list narrowed to their scope.
-func (a *api) handleKeyList(w http.ResponseWriter, r *http.Request) {
-	sc, err := a.keyScope(r)
+// list serves /api/apikeys (filters group, service, enabled, q) and the
+// nested lists, which are the same list narrowed to their scope.
+func (h *keyAPI) list(w http.ResponseWriter, r *http.Request) error {
+	sc, err := h.scope(r)
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
 	p, err := parsePage(r)
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
 	q := r.URL.Query()
 	f := gatehouse.KeyFilter{GroupID: q.Get("group"), ServiceID: q.Get("service"), Q: q.Get("q")}
 	if s := q.Get("enabled"); s != "" {
 		b, err := strconv.ParseBool(s)
 		if err != nil {
-			a.writeError(w, r, gatehouse.Invalid("enabled", "must be true or false"))
-			return
+			return gatehouse.Invalid("enabled", "must be true or false")
 		}
 		f.Enabled = &b
 	}
@@ -111,45 +120,42 @@ func (a *api) handleKeyList(w http.ResponseWriter, r *http.Request) {
 	case sc.groupID != "":
 		f.GroupID = sc.groupID
 	}
-	ks, total, err := a.b.ListAPIKeys(r.Context(), f, p)
+	ks, total, err := h.keys.ListAPIKeys(r.Context(), f, p)
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
 	writeList(w, ks, total)
+	return nil
 }
 
-func (a *api) handleKeyCreate(w http.ResponseWriter, r *http.Request) {
-	sc, err := a.keyScope(r)
+func (h *keyAPI) create(w http.ResponseWriter, r *http.Request) error {
+	sc, err := h.scope(r)
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
 	body, err := readBody(w, r, maxJSONBody)
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
 	k := gatehouse.DefaultAPIKey()
 	if err := decodeKey(body, &k, ""); err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
 	sc.defaultEntities(&k)
-	if err := a.b.CreateAPIKey(r.Context(), &k); err != nil {
-		a.writeError(w, r, err)
-		return
+	if err := h.keys.CreateAPIKey(r.Context(), &k); err != nil {
+		return err
 	}
 	writeJSON(w, http.StatusCreated, k)
+	return nil
 }
 
 // scopedKey loads the route's key, 404 when it is outside the route's scope.
-func (a *api) scopedKey(r *http.Request) (keyScope, gatehouse.APIKey, error) {
-	sc, err := a.keyScope(r)
+func (h *keyAPI) scopedKey(r *http.Request) (keyScope, gatehouse.APIKey, error) {
+	sc, err := h.scope(r)
 	if err != nil {
 		return sc, gatehouse.APIKey{}, err
 	}
-	k, err := a.b.GetAPIKey(r.Context(), mux.Vars(r)["clientId"])
+	k, err := h.keys.GetAPIKey(r.Context(), mux.Vars(r)["clientId"])
 	if err != nil {
 		return sc, k, err
 	}
@@ -159,140 +165,139 @@ func (a *api) scopedKey(r *http.Request) (keyScope, gatehouse.APIKey, error) {
 	return sc, k, nil
 }
 
-func (a *api) handleKeyGet(w http.ResponseWriter, r *http.Request) {
-	_, k, err := a.scopedKey(r)
+func (h *keyAPI) get(w http.ResponseWriter, r *http.Request) error {
+	_, k, err := h.scopedKey(r)
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, k)
+	return nil
 }
 
-// handleKeyPut replaces the key: absent fields take their defaults, except
-// the client id (from the path), the secret (kept) and, under a group or
-// service, authorizedEntities (the scope's group, as on creation).
-func (a *api) handleKeyPut(w http.ResponseWriter, r *http.Request) {
+// put replaces the key: absent fields take their defaults, except the
+// client id (the path's; a body may repeat it, not change it), the secret
+// (kept) and, under a group or service, authorizedEntities (the scope's
+// group, as on creation).
+func (h *keyAPI) put(w http.ResponseWriter, r *http.Request) error {
 	body, err := readBody(w, r, maxJSONBody)
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
-	sc, cur, err := a.scopedKey(r)
+	sc, cur, err := h.scopedKey(r)
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
 	k := gatehouse.DefaultAPIKey()
 	if err := decodeKey(body, &k, ""); err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
+	}
+	if k.ClientID, err = putID("clientId", k.ClientID, cur.ClientID); err != nil {
+		return err
 	}
 	sc.defaultEntities(&k)
-	a.saveKey(w, r, &k, &cur)
+	return h.update(w, r, &k, &cur)
 }
 
-func (a *api) handleKeyPatch(w http.ResponseWriter, r *http.Request) {
+func (h *keyAPI) patch(w http.ResponseWriter, r *http.Request) error {
 	body, err := readBody(w, r, maxJSONBody)
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
-	_, cur, err := a.scopedKey(r)
+	_, cur, err := h.scopedKey(r)
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
 	k := gatehouse.DefaultAPIKey()
 	err = patchEntity(r.Header.Get("Content-Type"), body, cur, func(data []byte) error {
 		return decodeKey(data, &k, "")
 	})
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
-	a.saveKey(w, r, &k, &cur)
+	if err := sameID("clientId", k.ClientID, cur.ClientID); err != nil {
+		return err
+	}
+	return h.update(w, r, &k, &cur)
 }
 
-// saveKey writes k over cur: the path's client id wins and an absent secret
-// keeps the current one.
-func (a *api) saveKey(w http.ResponseWriter, r *http.Request, k, cur *gatehouse.APIKey) {
-	k.ClientID = cur.ClientID
+// update writes k over cur; an absent secret keeps the current one.
+func (h *keyAPI) update(w http.ResponseWriter, r *http.Request, k, cur *gatehouse.APIKey) error {
 	if k.ClientSecret == "" {
 		k.ClientSecret = cur.ClientSecret
 	}
-	if err := a.b.UpdateAPIKey(r.Context(), k); err != nil {
-		a.writeError(w, r, err)
-		return
+	if err := h.keys.UpdateAPIKey(r.Context(), k); err != nil {
+		return err
 	}
 	writeJSON(w, http.StatusOK, k)
+	return nil
 }
 
-func (a *api) handleKeyDelete(w http.ResponseWriter, r *http.Request) {
-	_, k, err := a.scopedKey(r)
+func (h *keyAPI) delete(w http.ResponseWriter, r *http.Request) error {
+	_, k, err := h.scopedKey(r)
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
-	if err := a.b.DeleteAPIKey(r.Context(), k.ClientID); err != nil {
-		a.writeError(w, r, err)
-		return
+	if err := h.keys.DeleteAPIKey(r.Context(), k.ClientID); err != nil {
+		return err
 	}
 	writeJSON(w, http.StatusOK, deleted)
+	return nil
 }
 
-// handleKeyBulk creates up to 10,000 keys in one transaction: all or nothing.
-func (a *api) handleKeyBulk(w http.ResponseWriter, r *http.Request) {
+// bulk creates up to 10,000 keys in one transaction: all or nothing. A
+// field error names the key's index: "[3].dailyQuota".
+func (h *keyAPI) bulk(w http.ResponseWriter, r *http.Request) error {
 	body, err := readBody(w, r, maxBulkBody)
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
 	var raws []json.RawMessage
 	if err := decodeJSON(body, &raws, ""); err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
 	if raws == nil {
-		a.writeError(w, r, gatehouse.Invalid("", "must be a JSON array of API keys"))
-		return
+		return gatehouse.Invalid("", "must be a JSON array of API keys")
 	}
 	if len(raws) > maxBulkKeys {
-		a.writeError(w, r, gatehouse.Invalid("", "at most %d keys per bulk call, got %d", maxBulkKeys, len(raws)))
-		return
+		return gatehouse.Invalid("", "at most %d keys per bulk call, got %d", maxBulkKeys, len(raws))
 	}
 	ks := make([]gatehouse.APIKey, len(raws))
 	for i, raw := range raws {
 		ks[i] = gatehouse.DefaultAPIKey()
 		if err := decodeKey(raw, &ks[i], fmt.Sprintf("[%d].", i)); err != nil {
-			a.writeError(w, r, err)
-			return
+			return err
 		}
 	}
-	if err := a.b.CreateAPIKeys(r.Context(), ks); err != nil {
-		a.writeError(w, r, err)
-		return
+	if err := h.keys.CreateAPIKeys(r.Context(), ks); err != nil {
+		return err
 	}
 	writeJSON(w, http.StatusCreated, ks)
+	return nil
 }
 
-func (a *api) handleQuotaGet(w http.ResponseWriter, r *http.Request) {
-	u, err := a.b.Usage(r.Context(), mux.Vars(r)["clientId"])
+// quotaAPI serves /api/apikeys/{clientId}/quotas.
+type quotaAPI struct {
+	quotas QuotaStore
+	keys   KeyStore
+}
+
+func (h *quotaAPI) get(w http.ResponseWriter, r *http.Request) error {
+	u, err := h.quotas.Usage(r.Context(), mux.Vars(r)["clientId"])
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, u)
+	return nil
 }
 
-func (a *api) handleQuotaReset(w http.ResponseWriter, r *http.Request) {
-	k, err := a.b.GetAPIKey(r.Context(), mux.Vars(r)["clientId"])
+func (h *quotaAPI) reset(w http.ResponseWriter, r *http.Request) error {
+	k, err := h.keys.GetAPIKey(r.Context(), mux.Vars(r)["clientId"])
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
-	if err := a.b.ResetUsage(r.Context(), k.ClientID); err != nil {
-		a.writeError(w, r, err)
-		return
+	if err := h.quotas.ResetUsage(r.Context(), k.ClientID); err != nil {
+		return err
 	}
 	writeJSON(w, http.StatusOK, deleted)
+	return nil
 }

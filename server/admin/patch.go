@@ -94,7 +94,24 @@ func patchEntity(contentType string, body []byte, current any, decode func([]byt
 	return decode(patched)
 }
 
-// into decodes one JSON object on top of v.
-func into(v any) func([]byte) error {
-	return func(data []byte) error { return decodeObject(data, v, "") }
+// into decodes one JSON object on top of v, strictly (decodeObject).
+func into(v any, extra ...string) func([]byte) error {
+	return func(data []byte) error { return decodeObject(data, v, "", extra...) }
+}
+
+// putID is the id a PUT writes: the path's. A body may repeat it, but a
+// body naming another id is a 400 naming field: ids cannot be changed.
+func putID(field, body, path string) (string, error) {
+	if body != "" && body != path {
+		return "", gatehouse.Invalid(field, "cannot be changed: the path names %q", path)
+	}
+	return path, nil
+}
+
+// sameID refuses a patch whose result changes (or removes) the id.
+func sameID(field, patched, cur string) error {
+	if patched != cur {
+		return gatehouse.Invalid(field, "cannot be changed: it is %q", cur)
+	}
+	return nil
 }

@@ -41,7 +41,9 @@ func TestPatchKey(t *testing.T) {
 			func(k *gatehouse.APIKey) { v := int64(1700000000000); k.ValidUntil = &v }},
 		{"authorizedGroup shorthand", "application/merge-patch+json", `{"authorizedGroup":"h"}`,
 			func(k *gatehouse.APIKey) { k.AuthorizedEntities = []string{"group_g", "group_h"} }},
-		{"the path's id wins and the secret is kept", "application/merge-patch+json", `{"clientId":"other","clientSecret":null}`,
+		{"a removed secret is kept", "application/merge-patch+json", `{"clientSecret":null}`,
+			func(k *gatehouse.APIKey) {}},
+		{"the same id changes nothing", "application/merge-patch+json", `{"clientId":"k","clientName":"name"}`,
 			func(k *gatehouse.APIKey) {}},
 		{"new secret", "application/json-patch+json", `[{"op":"replace","path":"/clientSecret","value":"s3cret"}]`,
 			func(k *gatehouse.APIKey) { k.ClientSecret = "s3cret" }},
@@ -100,9 +102,9 @@ func TestPatchErrors(t *testing.T) {
 		t.Errorf("failed patches wrote\n %+v\nwas\n %+v", after, before)
 	}
 
-	// A patch that does apply, for contrast, and the id stays the path's.
+	// A patch that does apply, for contrast.
 	got := decode[gatehouse.Service](t, a.expect(a.do("PATCH", "/api/services/s", "application/json-patch+json",
-		`[{"op":"replace","path":"/id","value":"moved"},{"op":"add","path":"/targets/-","value":{"host":"10.0.0.2:80"}},{"op":"copy","from":"/domain","path":"/name"}]`), http.StatusOK))
+		`[{"op":"test","path":"/id","value":"s"},{"op":"add","path":"/targets/-","value":{"host":"10.0.0.2:80"}},{"op":"copy","from":"/domain","path":"/name"}]`), http.StatusOK))
 	if got.ID != "s" || len(got.Targets) != 2 || got.Targets[1] != (gatehouse.Target{Host: "10.0.0.2:80", Scheme: "http"}) || got.Name != got.Domain {
 		t.Errorf("patched %+v", got)
 	}

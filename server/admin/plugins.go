@@ -9,6 +9,11 @@ import (
 	"gatehouse"
 )
 
+// pluginAPI serves /api/plugins.
+type pluginAPI struct {
+	plugins PluginStore
+}
+
 // pluginLimits reads the optional limit query parameters of an upload onto p.
 func pluginLimits(r *http.Request, p *gatehouse.Plugin) error {
 	q := r.URL.Query()
@@ -36,120 +41,118 @@ func pluginLimits(r *http.Request, p *gatehouse.Plugin) error {
 	return nil
 }
 
-// handlePluginCreate takes the raw module as the body (application/wasm) and
-// its name and limits as query parameters; the module is compiled and its
-// exports checked before anything is stored.
-func (a *api) handlePluginCreate(w http.ResponseWriter, r *http.Request) {
+// create takes the raw module as the body (application/wasm) and its name
+// and limits as query parameters; the module is compiled and its exports
+// checked before anything is stored.
+func (h *pluginAPI) create(w http.ResponseWriter, r *http.Request) error {
 	p := gatehouse.DefaultPlugin()
 	p.ID = gatehouse.NewID()
 	p.Name = r.URL.Query().Get("name")
 	if err := pluginLimits(r, &p); err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
 	// Refuse a bad name or limit before the expensive compilation.
 	if err := p.Validate(); err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
 	wasm, err := readBody(w, r, gatehouse.MaxPluginUploadBytes)
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
-	if err := a.b.CheckWasm(r.Context(), wasm); err != nil {
-		a.writeError(w, r, err)
-		return
+	if err := h.plugins.CheckWasm(r.Context(), wasm); err != nil {
+		return err
 	}
-	if err := a.b.CreatePlugin(r.Context(), &p, wasm); err != nil {
-		a.writeError(w, r, err)
-		return
+	if err := h.plugins.CreatePlugin(r.Context(), &p, wasm); err != nil {
+		return err
 	}
 	writeJSON(w, http.StatusCreated, p)
+	return nil
 }
 
-func (a *api) handlePluginList(w http.ResponseWriter, r *http.Request) {
+func (h *pluginAPI) list(w http.ResponseWriter, r *http.Request) error {
 	p, err := parsePage(r)
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
-	ps, err := a.b.ListPlugins(r.Context())
+	ps, err := h.plugins.ListPlugins(r.Context())
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
 	// Plugins are few; the store lists them whole and the page is cut here.
 	total := len(ps)
 	from := min(p.Offset(), total)
 	to := min(from+p.Limit(), total)
 	writeList(w, ps[from:to], total)
+	return nil
 }
 
-func (a *api) handlePluginGet(w http.ResponseWriter, r *http.Request) {
-	p, err := a.b.GetPlugin(r.Context(), mux.Vars(r)["id"])
+func (h *pluginAPI) get(w http.ResponseWriter, r *http.Request) error {
+	p, err := h.plugins.GetPlugin(r.Context(), mux.Vars(r)["id"])
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, p)
+	return nil
 }
 
-// handlePluginPatch changes the name and limits; id, sha256 and abi belong to
-// the stored module and are kept whatever the patch says.
-func (a *api) handlePluginPatch(w http.ResponseWriter, r *http.Request) {
+// patch changes the name and limits. The id cannot be changed, and sha256
+// and abi belong to the stored module: a patch that changes them is a 400
+// naming the field, not silently ignored.
+func (h *pluginAPI) patch(w http.ResponseWriter, r *http.Request) error {
 	body, err := readBody(w, r, maxJSONBody)
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
-	cur, err := a.b.GetPlugin(r.Context(), mux.Vars(r)["id"])
+	cur, err := h.plugins.GetPlugin(r.Context(), mux.Vars(r)["id"])
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
 	p := gatehouse.DefaultPlugin()
 	if err := patchEntity(r.Header.Get("Content-Type"), body, cur, into(&p)); err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
-	p.ID, p.SHA256, p.ABI = cur.ID, cur.SHA256, cur.ABI
-	if err := a.b.UpdatePlugin(r.Context(), &p); err != nil {
-		a.writeError(w, r, err)
-		return
+	if err := sameID("id", p.ID, cur.ID); err != nil {
+		return err
+	}
+	if p.SHA256 != cur.SHA256 {
+		return gatehouse.Invalid("sha256", "is the uploaded module's: PUT new bytes to change it")
+	}
+	if p.ABI != cur.ABI {
+		return gatehouse.Invalid("abi", "is the uploaded module's: it cannot be changed")
+	}
+	if err := h.plugins.UpdatePlugin(r.Context(), &p); err != nil {
+		return err
 	}
 	writeJSON(w, http.StatusOK, p)
+	return nil
 }
 
-// handlePluginPut replaces the module's bytes; the gateway swaps its pools
-// through the store's hook.
-func (a *api) handlePluginPut(w http.ResponseWriter, r *http.Request) {
+// put replaces the module's bytes; the gateway swaps the plugin's pools
+// without dropping requests in flight.
+func (h *pluginAPI) put(w http.ResponseWriter, r *http.Request) error {
 	id := mux.Vars(r)["id"]
-	if _, err := a.b.GetPlugin(r.Context(), id); err != nil {
-		a.writeError(w, r, err)
-		return
+	if _, err := h.plugins.GetPlugin(r.Context(), id); err != nil {
+		return err
 	}
 	wasm, err := readBody(w, r, gatehouse.MaxPluginUploadBytes)
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
-	if err := a.b.CheckWasm(r.Context(), wasm); err != nil {
-		a.writeError(w, r, err)
-		return
+	if err := h.plugins.CheckWasm(r.Context(), wasm); err != nil {
+		return err
 	}
-	p, err := a.b.ReplacePluginWasm(r.Context(), id, wasm)
+	p, err := h.plugins.ReplacePluginWasm(r.Context(), id, wasm)
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, p)
+	return nil
 }
 
-func (a *api) handlePluginDelete(w http.ResponseWriter, r *http.Request) {
-	if err := a.b.DeletePlugin(r.Context(), mux.Vars(r)["id"]); err != nil {
-		a.writeError(w, r, err)
-		return
+func (h *pluginAPI) delete(w http.ResponseWriter, r *http.Request) error {
+	if err := h.plugins.DeletePlugin(r.Context(), mux.Vars(r)["id"]); err != nil {
+		return err
 	}
 	writeJSON(w, http.StatusOK, deleted)
+	return nil
 }

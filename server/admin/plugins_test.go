@@ -55,9 +55,10 @@ func TestPlugins(t *testing.T) {
 	}
 	a.expect(a.do("GET", "/api/plugins/missing", "", ""), http.StatusNotFound)
 
-	// PATCH changes the name and limits only.
+	// PATCH changes the name and limits; the id, sha256 and abi may be
+	// repeated but not changed.
 	got := decode[gatehouse.Plugin](t, a.expect(a.do("PATCH", "/api/plugins/"+p.ID, "",
-		`{"name":"renamed","timeoutMs":500,"sha256":"forged","abi":"other","id":"other"}`), 200))
+		`{"name":"renamed","timeoutMs":500,"sha256":"`+p.SHA256+`","abi":"http-wasm","id":"`+p.ID+`"}`), 200))
 	want.Name, want.TimeoutMs = "renamed", 500
 	if got != want {
 		t.Errorf("patched %+v, want %+v", got, want)
@@ -67,6 +68,14 @@ func TestPlugins(t *testing.T) {
 	want.PoolSize = 4
 	if got != want {
 		t.Errorf("json-patched %+v", got)
+	}
+	for _, tc := range []struct{ body, field string }{
+		{`{"sha256":"forged"}`, "sha256"},
+		{`{"abi":"other"}`, "abi"},
+		{`{"id":"other"}`, "id"},
+		{`{"poolsize":2}`, "poolsize"},
+	} {
+		a.expectInvalid(a.do("PATCH", "/api/plugins/"+p.ID, "", tc.body), tc.field)
 	}
 	a.expectInvalid(a.do("PATCH", "/api/plugins/"+p.ID, "", `{"poolSize":0}`), "poolSize")
 	a.expectInvalid(a.do("PATCH", "/api/plugins/"+p.ID, "", `{"memoryLimitPages":-3}`), "memoryLimitPages")

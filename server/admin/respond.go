@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -43,8 +42,24 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 var deleted = map[string]bool{"deleted": true}
 
-// writeError is the one place errors become HTTP answers. An internal error
-// is logged and answered with a fixed message, never its text.
+// statusError is an answer that is HTTP's own rather than the domain's:
+// unauthenticated, an unknown route, a method the route does not take.
+type statusError struct {
+	status int
+	msg    string
+}
+
+func (e *statusError) Error() string { return e.msg }
+
+var (
+	errUnauthenticated  = &statusError{http.StatusUnauthorized, "admin api key required"}
+	errMethodNotAllowed = &statusError{http.StatusMethodNotAllowed, "method not allowed"}
+	errNotFound         = gatehouse.NotFound("not found")
+)
+
+// writeError is the one place errors become HTTP answers, by their kind's
+// status (gatehouse.ErrorKind.Status, which the dashboard shares). An
+// internal error is logged and answered with a fixed message, never its text.
 func (a *api) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
@@ -52,26 +67,60 @@ func (a *api) writeError(w http.ResponseWriter, r *http.Request, err error) {
 			Error: fmt.Sprintf("request body larger than %d bytes", tooLarge.Limit)})
 		return
 	}
-	if ge := gatehouse.AsError(err); ge != nil {
-		switch ge.Kind {
-		case gatehouse.KindInvalid:
-			writeJSON(w, http.StatusBadRequest, invalidBody{Error: ge.Message, Field: ge.Field})
-			return
-		case gatehouse.KindNotFound:
-			writeJSON(w, http.StatusNotFound, errorBody{Error: ge.Message})
-			return
-		case gatehouse.KindConflict:
-			writeJSON(w, http.StatusConflict, errorBody{Error: ge.Message})
-			return
+	var se *statusError
+	if errors.As(err, &se) {
+		writeJSON(w, se.status, errorBody{Error: se.msg})
+		return
+	}
+	ge := gatehouse.AsError(err)
+	if ge == nil || ge.Kind == gatehouse.KindInternal {
+		a.log.ErrorContext(r.Context(), "admin api", "method", r.Method, "path", r.URL.Path, "err", err)
+		writeJSON(w, http.StatusInternalServerError, errorBody{Error: "internal error"})
+		return
+	}
+	if ge.Kind == gatehouse.KindInvalid {
+		writeJSON(w, ge.Kind.Status(), invalidBody{Error: ge.Message, Field: ge.Field})
+		return
+	}
+	writeJSON(w, ge.Kind.Status(), errorBody{Error: ge.Message})
+}
+
+// revisionWriter puts the revision the request's writes committed in the
+// Gatehouse-Revision header, just before the status goes out.
+type revisionWriter struct {
+	http.ResponseWriter
+	rec   *gatehouse.RevisionRecorder
+	wrote bool
+}
+
+func (w *revisionWriter) WriteHeader(status int) {
+	if !w.wrote {
+		w.wrote = true
+		if rev := w.rec.Revision(); rev > 0 {
+			w.Header().Set("Gatehouse-Revision", strconv.FormatInt(rev, 10))
 		}
 	}
-	a.log.ErrorContext(r.Context(), "admin api", "method", r.Method, "path", r.URL.Path, "err", err)
-	writeJSON(w, http.StatusInternalServerError, errorBody{Error: "internal error"})
+	w.ResponseWriter.WriteHeader(status)
 }
+
+func (w *revisionWriter) Write(p []byte) (int, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (w *revisionWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // readBody reads at most limit bytes of the request body; beyond that the
 // error is an *http.MaxBytesError (413).
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	// MaxBytesReader tells the server's own writer to close the connection
+	// after an oversized body; it does not look through wrappers.
+	if rw, ok := w.(*revisionWriter); ok {
+		w = rw.ResponseWriter
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
@@ -84,8 +133,9 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 }
 
 // decodeJSON decodes data on top of v, which holds the defaults, so absent
-// fields keep them. Unknown fields are ignored: Otoroshi clients send many.
-// field prefixes the field named in errors (for bulk: "[3].").
+// fields keep them; syntax and type errors are a 400 naming the field. It
+// does not look for unknown fields: decodeObject does, for entities. field
+// prefixes the field named in errors (for bulk: "[3].").
 func decodeJSON(data []byte, v any, field string) error {
 	if len(strings.TrimSpace(string(data))) == 0 {
 		return gatehouse.Invalid(strings.TrimSuffix(field, "."), "request body must be a JSON object")
@@ -134,14 +184,6 @@ func describeType(t reflect.Type) string {
 		return describeType(t.Elem()) + " or null"
 	}
 	return "an object"
-}
-
-// decodeObject is decodeJSON for a body that must be one JSON object.
-func decodeObject(data []byte, v any, field string) error {
-	if t := bytes.TrimSpace(data); len(t) > 0 && t[0] != '{' {
-		return gatehouse.Invalid(strings.TrimSuffix(field, "."), "must be a JSON object")
-	}
-	return decodeJSON(data, v, field)
 }
 
 // parsePage reads page (from 1) and pageSize (1 to 1000, default 50).

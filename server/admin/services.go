@@ -8,98 +8,99 @@ import (
 	"gatehouse"
 )
 
-// handleServiceList also takes the filters group and q, which the dashboard's
-// search box and scripts find handy.
-func (a *api) handleServiceList(w http.ResponseWriter, r *http.Request) {
+// serviceAPI serves /api/services.
+type serviceAPI struct {
+	services ServiceStore
+}
+
+// list also takes the filters group and q, which the dashboard's search box
+// and scripts find handy.
+func (h *serviceAPI) list(w http.ResponseWriter, r *http.Request) error {
 	p, err := parsePage(r)
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
 	q := r.URL.Query()
 	f := gatehouse.ServiceFilter{GroupID: q.Get("group"), Q: q.Get("q")}
-	ss, total, err := a.b.ListServices(r.Context(), f, p)
+	ss, total, err := h.services.ListServices(r.Context(), f, p)
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
 	writeList(w, ss, total)
+	return nil
 }
 
-func (a *api) handleServiceCreate(w http.ResponseWriter, r *http.Request) {
+func (h *serviceAPI) create(w http.ResponseWriter, r *http.Request) error {
 	body, err := readBody(w, r, maxJSONBody)
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
 	s := gatehouse.DefaultService()
 	if err := decodeObject(body, &s, ""); err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
-	if err := a.b.CreateService(r.Context(), &s); err != nil {
-		a.writeError(w, r, err)
-		return
+	if err := h.services.CreateService(r.Context(), &s); err != nil {
+		return err
 	}
 	writeJSON(w, http.StatusCreated, s)
+	return nil
 }
 
-func (a *api) handleServiceGet(w http.ResponseWriter, r *http.Request) {
-	s, err := a.b.GetService(r.Context(), mux.Vars(r)["id"])
+func (h *serviceAPI) get(w http.ResponseWriter, r *http.Request) error {
+	s, err := h.services.GetService(r.Context(), mux.Vars(r)["id"])
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, s)
+	return nil
 }
 
-func (a *api) handleServicePut(w http.ResponseWriter, r *http.Request) {
+func (h *serviceAPI) put(w http.ResponseWriter, r *http.Request) error {
 	body, err := readBody(w, r, maxJSONBody)
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
 	s := gatehouse.DefaultService()
 	if err := decodeObject(body, &s, ""); err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
-	s.ID = mux.Vars(r)["id"]
-	if err := a.b.UpdateService(r.Context(), &s); err != nil {
-		a.writeError(w, r, err)
-		return
+	if s.ID, err = putID("id", s.ID, mux.Vars(r)["id"]); err != nil {
+		return err
 	}
-	writeJSON(w, http.StatusOK, s)
+	return h.update(w, r, &s)
 }
 
-func (a *api) handleServicePatch(w http.ResponseWriter, r *http.Request) {
+func (h *serviceAPI) patch(w http.ResponseWriter, r *http.Request) error {
 	body, err := readBody(w, r, maxJSONBody)
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
-	cur, err := a.b.GetService(r.Context(), mux.Vars(r)["id"])
+	cur, err := h.services.GetService(r.Context(), mux.Vars(r)["id"])
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
 	s := gatehouse.DefaultService()
 	if err := patchEntity(r.Header.Get("Content-Type"), body, cur, into(&s)); err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
-	s.ID = cur.ID
-	if err := a.b.UpdateService(r.Context(), &s); err != nil {
-		a.writeError(w, r, err)
-		return
+	if err := sameID("id", s.ID, cur.ID); err != nil {
+		return err
 	}
-	writeJSON(w, http.StatusOK, s)
+	return h.update(w, r, &s)
 }
 
-func (a *api) handleServiceDelete(w http.ResponseWriter, r *http.Request) {
-	if err := a.b.DeleteService(r.Context(), mux.Vars(r)["id"]); err != nil {
-		a.writeError(w, r, err)
-		return
+func (h *serviceAPI) update(w http.ResponseWriter, r *http.Request, s *gatehouse.Service) error {
+	if err := h.services.UpdateService(r.Context(), s); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, s)
+	return nil
+}
+
+func (h *serviceAPI) delete(w http.ResponseWriter, r *http.Request) error {
+	if err := h.services.DeleteService(r.Context(), mux.Vars(r)["id"]); err != nil {
+		return err
 	}
 	writeJSON(w, http.StatusOK, deleted)
+	return nil
 }

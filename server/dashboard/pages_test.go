@@ -142,6 +142,9 @@ func TestKeysScreen(t *testing.T) {
 	_, s, k := e.seed()
 	e.b.usage[k.ClientID] = gatehouse.QuotaUsage{CurrentCallsPerDay: 123, CurrentCallsPerMonth: 4567}
 	// A key of another group is not listed.
+	if err := e.st.CreateGroup(t.Context(), &gatehouse.Group{ID: "elsewhere", Name: "Elsewhere"}); err != nil {
+		t.Fatal(err)
+	}
 	stranger := gatehouse.DefaultAPIKey()
 	stranger.ClientID, stranger.AuthorizedEntities = "stranger", []string{"group_elsewhere"}
 	if err := e.st.CreateAPIKey(t.Context(), &stranger); err != nil {
@@ -355,7 +358,7 @@ func TestKeyDetail(t *testing.T) {
 	_, s, k := e.seed()
 	today := e.clock.Now().UTC()
 	yesterday := today.AddDate(0, 0, -1)
-	err := e.st.SaveCounters(t.Context(), []gatehouse.Counter{
+	err := e.st.AddCounters(t.Context(), []gatehouse.Counter{
 		{ClientID: k.ClientID, Period: today.Format("2006-01-02"), Count: 40},
 		{ClientID: k.ClientID, Period: yesterday.Format("2006-01-02"), Count: 20},
 		{ClientID: k.ClientID, Period: today.Format("2006-01"), Count: 999},

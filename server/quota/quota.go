@@ -1,13 +1,16 @@
 // Package quota enforces API keys' throttling, daily and monthly quotas on the
 // gateway's request path. Counters live in memory, one small locked record per
-// client id in a sharded map, and are written behind to the store by Flush; the
-// request path never waits on SQLite and never takes a lock shared by all keys.
+// client id in a sharded map, and are written behind to the store by Flush as
+// increments (the calls since the last flush), so that what several writers
+// flush adds up; the request path never waits on SQLite and never takes a
+// lock shared by all keys.
 package quota
 
 import (
 	"context"
 	"fmt"
 	"hash/maphash"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -88,12 +91,17 @@ type state struct {
 	tat, frac, rate int64
 
 	dayCode, monthCode   int32 // yyyymmdd and yyyymm of the counts; 0 before first use
-	dayCount, monthCount int64
+	dayCount, monthCount int64 // the current periods' totals, what quotas decide on
 
-	seq    uint64              // bumped by every change a flush must save
-	old    []gatehouse.Counter // closed periods' counts not yet saved
-	queued bool                // on its shard's dirty list, or in a flush in flight
-	gone   bool                // Forget was called: never save it again
+	// Not yet flushed: calls of the current periods (dayNew and monthNew for
+	// the quota counters, calls for the usage history, which a reset keeps),
+	// and closed periods' or failed flushes' increments.
+	dayNew, monthNew, calls int64
+	lastUsed                int64 // epoch ms of the last admitted call
+	old                     []gatehouse.Counter
+
+	queued bool // on its shard's dirty list, or in a flush in flight
+	gone   bool // Forget was called: never save it again
 	shard  uint8
 }
 
@@ -111,10 +119,10 @@ type Manager struct {
 	cal    atomic.Pointer[calendar]
 	shards [shardCount]shard
 
-	flushMu sync.Mutex // one flush at a time; Reset waits for a flush in flight
+	flushMu sync.Mutex // one flush at a time
 	batch   []*state   // buffers reused across flushes, guarded by flushMu
 	cs      []gatehouse.Counter
-	marks   []mark
+	taken   []taken
 }
 
 // NewManager returns a manager whose days and months turn at midnight in loc
@@ -199,9 +207,12 @@ func (m *Manager) Take(clientID string, l Limits) Decision {
 		}
 		st.dayCount++
 		st.monthCount++
+		st.dayNew++
+		st.monthNew++
+		st.calls++
+		st.lastUsed = now / int64(time.Millisecond)
 		d.DailyRemaining--
 		d.MonthlyRemaining--
-		st.seq++
 		if !st.queued {
 			st.queued, queue = true, true
 		}
@@ -253,27 +264,21 @@ func (m *Manager) Usage(clientID string, l Limits) gatehouse.QuotaUsage {
 	return u
 }
 
-// Reset sets the key's counters to zero and fills its bucket. It waits for a
-// flush in flight, so no flush writes the old counts after Reset returns: call
-// it before deleting the stored counters. The zeroed current periods are
-// flushed as zeros.
+// Reset sets the key's quota counters to zero and fills its bucket; the
+// store's reset has deleted the stored counters. Increments not yet flushed
+// are dropped from the quota counters but kept for the usage history.
 func (m *Manager) Reset(clientID string) {
-	m.flushMu.Lock()
-	defer m.flushMu.Unlock()
 	st := m.get(clientID)
 	st.mu.Lock()
 	c := m.calendar(m.now().UnixNano())
 	st.dayCode, st.monthCode = max(st.dayCode, c.dayCode), max(st.monthCode, c.monthCode)
 	st.dayCount, st.monthCount = 0, 0
+	st.dayNew, st.monthNew = 0, 0
 	st.tat, st.frac = 0, 0
-	st.old = nil
-	st.seq++
-	queue := !st.queued
-	st.queued = true
-	st.mu.Unlock()
-	if queue {
-		m.enqueue(st)
+	for i := range st.old {
+		st.old[i].Count = 0
 	}
+	st.mu.Unlock()
 }
 
 // Forget drops a deleted key's state; its unsaved counts are never flushed.
@@ -318,20 +323,22 @@ func (m *Manager) Periods() (day, month string) {
 }
 
 // roll moves the counts to the calendar's periods when a day or month has
-// turned, keeping an unsaved old count for the next flush. A calendar older
-// than the counts (the wall clock stepped back) leaves them where they are.
+// turned, keeping the closed period's unflushed increments for the next
+// flush. A calendar older than the counts (the wall clock stepped back)
+// leaves them where they are.
 func (st *state) roll(c *calendar) {
 	if c.dayCode > st.dayCode {
-		if st.queued && st.dayCode != 0 {
-			st.old = append(st.old, gatehouse.Counter{ClientID: st.clientID, Period: formatDay(st.dayCode), Count: st.dayCount})
+		if st.dayCode != 0 && (st.dayNew != 0 || st.calls != 0) {
+			st.old = append(st.old, gatehouse.Counter{ClientID: st.clientID, Period: formatDay(st.dayCode),
+				Count: st.dayNew, Calls: st.calls, LastUsed: st.lastUsed})
 		}
-		st.dayCode, st.dayCount = c.dayCode, 0
+		st.dayCode, st.dayCount, st.dayNew, st.calls = c.dayCode, 0, 0, 0
 	}
 	if c.monthCode > st.monthCode {
-		if st.queued && st.monthCode != 0 {
-			st.old = append(st.old, gatehouse.Counter{ClientID: st.clientID, Period: formatMonth(st.monthCode), Count: st.monthCount})
+		if st.monthCode != 0 && st.monthNew != 0 {
+			st.old = append(st.old, gatehouse.Counter{ClientID: st.clientID, Period: formatMonth(st.monthCode), Count: st.monthNew})
 		}
-		st.monthCode, st.monthCount = c.monthCode, 0
+		st.monthCode, st.monthCount, st.monthNew = c.monthCode, 0, 0
 	}
 }
 
@@ -546,41 +553,37 @@ func parsePeriod(p string) (code int32, isDay, ok bool) {
 	return y*10000 + mo*100 + d, true, true
 }
 
-// mark is what a flush saw of one state, to tell afterwards whether it changed.
-type mark struct {
-	seq  uint64
-	nOld int
-	gone bool
+// taken is what a flush took from one state, to give back if saving fails.
+type taken struct {
+	from, to int // its counters in the flush's batch
 }
 
-// appendCounters appends st's unsaved old periods and its current day and
-// month counts, as absolute values.
-func (st *state) appendCounters(cs []gatehouse.Counter, c *calendar) []gatehouse.Counter {
+// take moves st's unflushed increments into cs and clears them.
+func (st *state) take(cs []gatehouse.Counter) []gatehouse.Counter {
+	cs = st.pending(cs)
+	st.old = nil
+	st.dayNew, st.monthNew, st.calls = 0, 0, 0
+	return cs
+}
+
+// pending appends st's unflushed increments to cs.
+func (st *state) pending(cs []gatehouse.Counter) []gatehouse.Counter {
 	cs = append(cs, st.old...)
-	if st.dayCode != 0 {
-		p := c.day
-		if st.dayCode != c.dayCode {
-			p = formatDay(st.dayCode)
-		}
-		cs = append(cs, gatehouse.Counter{ClientID: st.clientID, Period: p, Count: st.dayCount})
+	if st.dayCode != 0 && (st.dayNew != 0 || st.calls != 0) {
+		cs = append(cs, gatehouse.Counter{ClientID: st.clientID, Period: formatDay(st.dayCode),
+			Count: st.dayNew, Calls: st.calls, LastUsed: st.lastUsed})
 	}
-	if st.monthCode != 0 {
-		p := c.month
-		if st.monthCode != c.monthCode {
-			p = formatMonth(st.monthCode)
-		}
-		cs = append(cs, gatehouse.Counter{ClientID: st.clientID, Period: p, Count: st.monthCount})
+	if st.monthCode != 0 && st.monthNew != 0 {
+		cs = append(cs, gatehouse.Counter{ClientID: st.clientID, Period: formatMonth(st.monthCode), Count: st.monthNew})
 	}
 	return cs
 }
 
-// Dirty returns the absolute counters of every key changed since its last
-// successful flush: its current day and month, and any closed period not yet
-// saved. It changes nothing.
+// Dirty returns the increments every key has not flushed yet: its closed
+// periods' and its current day's and month's. It changes nothing.
 func (m *Manager) Dirty() []gatehouse.Counter {
 	m.flushMu.Lock()
 	defer m.flushMu.Unlock()
-	c := m.calendar(m.now().UnixNano())
 	var cs []gatehouse.Counter
 	for i := range m.shards {
 		sh := &m.shards[i]
@@ -588,7 +591,7 @@ func (m *Manager) Dirty() []gatehouse.Counter {
 		for _, st := range sh.dirty {
 			st.mu.Lock()
 			if !st.gone {
-				cs = st.appendCounters(cs, c)
+				cs = st.pending(cs)
 			}
 			st.mu.Unlock()
 		}
@@ -597,10 +600,11 @@ func (m *Manager) Dirty() []gatehouse.Counter {
 	return cs
 }
 
-// Flush hands the dirty counters (see Dirty) to save in one call, and clears
-// their dirty marks only if save succeeds; keys counted again meanwhile stay
-// dirty. save must not keep cs after it returns. With nothing dirty, save is
-// not called. Takes go on while save runs: they never wait for a flush.
+// Flush hands every key's unflushed increments (see Dirty) to save in one
+// call. If save fails they are given back, to be added by a later flush, so
+// no call is ever lost or counted twice. save must not keep cs after it
+// returns. With nothing to save, save is not called. Takes go on while save
+// runs: they never wait for a flush.
 func (m *Manager) Flush(ctx context.Context, save func(ctx context.Context, cs []gatehouse.Counter) error) error {
 	m.flushMu.Lock()
 	defer m.flushMu.Unlock()
@@ -615,16 +619,16 @@ func (m *Manager) Flush(ctx context.Context, save func(ctx context.Context, cs [
 		sh.mu.Unlock()
 	}
 
-	c := m.calendar(m.now().UnixNano())
-	cs, marks := m.cs[:0], m.marks[:0]
+	cs, tk := m.cs[:0], m.taken[:0]
 	for _, st := range batch {
 		st.mu.Lock()
-		mk := mark{seq: st.seq, nOld: len(st.old), gone: st.gone}
+		from := len(cs)
 		if !st.gone {
-			cs = st.appendCounters(cs, c)
+			cs = st.take(cs)
 		}
+		st.queued = false // a Take from now on queues it again
 		st.mu.Unlock()
-		marks = append(marks, mk)
+		tk = append(tk, taken{from, len(cs)})
 	}
 
 	var err error
@@ -634,29 +638,29 @@ func (m *Manager) Flush(ctx context.Context, save func(ctx context.Context, cs [
 		}
 	}
 
-	for i, st := range batch {
-		if marks[i].gone {
-			continue
-		}
-		st.mu.Lock()
-		requeue := !st.gone
-		if err == nil {
-			st.old = st.old[marks[i].nOld:]
-			if len(st.old) == 0 {
-				st.old = nil
+	if err != nil {
+		for i, st := range batch {
+			back := cs[tk[i].from:tk[i].to]
+			if len(back) == 0 {
+				continue
 			}
-			if st.seq == marks[i].seq && st.old == nil {
-				st.queued, requeue = false, false
+			st.mu.Lock()
+			queue := false
+			if !st.gone {
+				st.old = append(slices.Clone(back), st.old...)
+				if !st.queued {
+					st.queued, queue = true, true
+				}
 			}
-		}
-		st.mu.Unlock()
-		if requeue {
-			m.enqueue(st)
+			st.mu.Unlock()
+			if queue {
+				m.enqueue(st)
+			}
 		}
 	}
 
 	clear(batch)
 	clear(cs)
-	m.batch, m.cs, m.marks = batch[:0], cs[:0], marks[:0]
+	m.batch, m.cs, m.taken = batch[:0], cs[:0], tk[:0]
 	return err
 }

@@ -413,7 +413,11 @@ func (r *recorder) save(_ context.Context, cs []gatehouse.Counter) error {
 	if r.fail != nil {
 		return r.fail
 	}
-	r.calls = append(r.calls, sortCounters(slices.Clone(cs)))
+	cs = sortCounters(slices.Clone(cs))
+	for i := range cs {
+		cs[i].LastUsed = 0 // checked in TestLastUsed
+	}
+	r.calls = append(r.calls, cs)
 	return nil
 }
 
@@ -424,8 +428,22 @@ func sortCounters(cs []gatehouse.Counter) []gatehouse.Counter {
 	return cs
 }
 
+// counter is a month's increment, or a loaded total.
 func counter(id, period string, n int64) gatehouse.Counter {
 	return gatehouse.Counter{ClientID: id, Period: period, Count: n}
+}
+
+// daily is a day's increment: n calls for the quota counter and the history.
+func daily(id, period string, n int64) gatehouse.Counter {
+	return gatehouse.Counter{ClientID: id, Period: period, Count: n, Calls: n}
+}
+
+func dirty(m *Manager) []gatehouse.Counter {
+	cs := sortCounters(m.Dirty())
+	for i := range cs {
+		cs[i].LastUsed = 0
+	}
+	return cs
 }
 
 func TestFlush(t *testing.T) {
@@ -445,8 +463,8 @@ func TestFlush(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []gatehouse.Counter{
-		counter("a", "2024-06", 3), counter("a", "2024-06-30", 3),
-		counter("b", "2024-06", 1), counter("b", "2024-06-30", 1),
+		counter("a", "2024-06", 3), daily("a", "2024-06-30", 3),
+		counter("b", "2024-06", 1), daily("b", "2024-06-30", 1),
 	}
 	if len(r.calls) != 1 || !slices.Equal(r.calls[0], want) {
 		t.Fatalf("first flush saved %v, want %v", r.calls, want)
@@ -460,7 +478,7 @@ func TestFlush(t *testing.T) {
 		t.Fatalf("dirty after flush: %v", d)
 	}
 
-	// A failed save keeps the marks; the next flush saves the absolute value.
+	// A failed save gives the increments back; the next flush adds them.
 	m.Take("b", l)
 	r.fail = errors.New("disk full")
 	if err := m.Flush(ctx, r.save); err == nil || !errors.Is(err, r.fail) {
@@ -471,7 +489,8 @@ func TestFlush(t *testing.T) {
 	if err := m.Flush(ctx, r.save); err != nil {
 		t.Fatal(err)
 	}
-	want = []gatehouse.Counter{counter("b", "2024-06", 3), counter("b", "2024-06-30", 3)}
+	want = []gatehouse.Counter{counter("b", "2024-06", 1), daily("b", "2024-06-30", 1), counter("b", "2024-06", 1), daily("b", "2024-06-30", 1)}
+	want = sortCounters(want)
 	if len(r.calls) != 2 || !slices.Equal(r.calls[1], want) {
 		t.Fatalf("flush after a failure saved %v, want %v", r.calls[1:], want)
 	}
@@ -486,9 +505,9 @@ func TestFlush(t *testing.T) {
 		t.Fatal(err)
 	}
 	want = []gatehouse.Counter{
-		counter("a", "2024-06", 4), counter("a", "2024-06-30", 4),
-		counter("a", "2024-07", 1), counter("a", "2024-07-01", 1),
-		counter("b", "2024-06", 4), counter("b", "2024-06-30", 4),
+		counter("a", "2024-06", 1), daily("a", "2024-06-30", 1),
+		counter("a", "2024-07", 1), daily("a", "2024-07-01", 1),
+		counter("b", "2024-06", 1), daily("b", "2024-06-30", 1),
 	}
 	if len(r.calls) != 3 || !slices.Equal(r.calls[2], want) {
 		t.Fatalf("flush across midnight saved %v, want %v", r.calls[2:], want)
@@ -521,10 +540,10 @@ func TestFlushDoesNotBlockTakes(t *testing.T) {
 		t.Fatal(err)
 	}
 	// What was counted during the save is still dirty.
-	got := sortCounters(m.Dirty())
+	got := dirty(m)
 	want := []gatehouse.Counter{
-		counter("a", "2024-06", 2), counter("a", "2024-06-01", 2),
-		counter("b", "2024-06", 1), counter("b", "2024-06-01", 1),
+		counter("a", "2024-06", 1), daily("a", "2024-06-01", 1),
+		counter("b", "2024-06", 1), daily("b", "2024-06-01", 1),
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("dirty after a flush overlapped by takes: %v, want %v", got, want)
@@ -557,11 +576,11 @@ func TestLoad(t *testing.T) {
 	if d := m.Peek("c", l); d.MonthlyRemaining != 20 {
 		t.Fatalf("bad period loaded: %+v", d)
 	}
-	// Loaded counts are already stored: only what was taken is dirty.
-	got := sortCounters(m.Dirty())
+	// Loaded counts are already stored: only what was taken is to be added.
+	got := dirty(m)
 	want := []gatehouse.Counter{
-		counter("a", "2024-06", 11), counter("a", "2024-06-15", 5),
-		counter("b", "2024-06", 1), counter("b", "2024-06-15", 1),
+		counter("a", "2024-06", 1), daily("a", "2024-06-15", 1),
+		counter("b", "2024-06", 1), daily("b", "2024-06-15", 1),
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("dirty after load and take: %v, want %v", got, want)
@@ -632,6 +651,10 @@ func TestResetAndForget(t *testing.T) {
 		t.Fatalf("take after reset: %+v", d)
 	}
 	m.Reset("never-used")
+	// Calls not yet flushed at a reset leave the quota counters but stay in
+	// the usage history.
+	m.Take("h", l)
+	m.Reset("h")
 
 	m.Take("b", Limits{Throttling: 5, Daily: 10, Monthly: 100})
 	m.Forget("b")
@@ -639,14 +662,38 @@ func TestResetAndForget(t *testing.T) {
 		t.Fatal(err)
 	}
 	want2 := []gatehouse.Counter{
-		counter("a", "2024-06", 1), counter("a", "2024-06-15", 1),
-		counter("never-used", "2024-06", 0), counter("never-used", "2024-06-15", 0),
+		counter("a", "2024-06", 1), daily("a", "2024-06-15", 1),
+		{ClientID: "h", Period: "2024-06-15", Count: 0, Calls: 1},
 	}
 	if got := r.calls[len(r.calls)-1]; !slices.Equal(got, want2) {
 		t.Fatalf("flush after reset and forget saved %v, want %v", got, want2)
 	}
 	if u := m.Usage("b", l); u.CurrentCallsPerDay != 0 {
 		t.Fatalf("forgotten key still counts: %+v", u)
+	}
+}
+
+func TestLastUsed(t *testing.T) {
+	t.Parallel()
+	start := time.Date(2024, 6, 15, 12, 0, 0, 0, time.UTC)
+	m, clk := newTestManager(time.UTC, start)
+	l := Limits{Throttling: big, Daily: big, Monthly: big}
+	m.Take("a", l)
+	clk.add(1500 * time.Millisecond)
+	m.Take("a", l)
+	var saved []gatehouse.Counter
+	err := m.Flush(context.Background(), func(_ context.Context, cs []gatehouse.Counter) error {
+		saved = slices.Clone(cs)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := start.Add(1500 * time.Millisecond).UnixMilli()
+	for _, c := range saved {
+		if len(c.Period) == len("2006-01-02") && c.LastUsed != want {
+			t.Fatalf("day counter %+v: LastUsed %d, want %d", c, c.LastUsed, want)
+		}
 	}
 }
 

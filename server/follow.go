@@ -1,0 +1,216 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"gatehouse"
+	"gatehouse/plugins"
+	"gatehouse/server/route"
+	"gatehouse/store"
+)
+
+// The server is the store's Follower: the gateway's in-memory state (key
+// index, routing table, plugin pools, quota counters) changes only by
+// applying the change log in revision order. A change names an entity; the
+// state applied is the entity as the store has it then, so a change applied
+// late can never undo a newer one.
+var _ store.Follower = (*follower)(nil)
+
+type follower struct {
+	s   *Server
+	rev atomic.Int64 // the last revision applied
+}
+
+func (f *follower) Revision() int64 { return f.rev.Load() }
+
+// Prepare reads what the changes need and readies the new routing table and
+// plugin chains, so that a write whose effect the gateway cannot serve is
+// refused before it commits; install then swaps it all in.
+func (f *follower) Prepare(ctx context.Context, v *store.View, cs []gatehouse.Change) (func(), error) {
+	if len(cs) == 0 {
+		return func() {}, nil
+	}
+	s := f.s
+	type keyChange struct {
+		key   *gatehouse.APIKey // nil: the key is gone
+		reset bool
+	}
+	keys := map[string]*keyChange{}
+	catalog := false
+	for _, c := range cs {
+		switch c.Kind {
+		case gatehouse.KindAPIKey:
+			kc := keys[c.ID]
+			if kc == nil {
+				kc = &keyChange{}
+				keys[c.ID] = kc
+			}
+			kc.reset = kc.reset || c.Op == gatehouse.OpResetQuotas
+		case gatehouse.KindGroup, gatehouse.KindService, gatehouse.KindPlugin:
+			catalog = true
+		}
+	}
+	for id, kc := range keys {
+		k, err := v.GetAPIKey(ctx, id)
+		switch {
+		case gatehouse.KindOf(err) == gatehouse.KindNotFound:
+		case err != nil:
+			return nil, fmt.Errorf("read api key %s: %w", id, err)
+		default:
+			kc.key = &k
+		}
+	}
+	var swap func()
+	if catalog {
+		var err error
+		if swap, err = s.prepareCatalog(ctx, v); err != nil {
+			return nil, err
+		}
+	}
+	last := cs[len(cs)-1].Revision
+	return func() {
+		for id, kc := range keys {
+			if kc.key == nil {
+				s.keys.Delete(id)
+				s.quotas.Forget(id)
+				continue
+			}
+			s.keys.PutAPIKey(kc.key)
+			if kc.reset {
+				s.quotas.Reset(id)
+			}
+		}
+		if swap != nil {
+			swap()
+		}
+		f.rev.Store(last)
+		s.metrics.revision.Set(float64(last))
+	}, nil
+}
+
+// Abandoned is called when a write failed to commit after Prepare: the plugin
+// host may hold modules that Prepare loaded for it, so the catalog is built
+// again from what is committed.
+func (f *follower) Abandoned(ctx context.Context) {
+	f.s.loaded = map[string]string{} // reload every plugin: the host may run one never committed
+	if err := f.s.loadCatalog(ctx); err != nil {
+		f.s.log.Error("rebuild the routing table after a failed commit", "err", err)
+	}
+}
+
+// loadCatalog builds and installs the routing table from the committed state.
+func (s *Server) loadCatalog(ctx context.Context) error {
+	return s.store.Read(ctx, func(v *store.View) error {
+		swap, err := s.prepareCatalog(ctx, v)
+		if err != nil {
+			return err
+		}
+		swap()
+		return nil
+	})
+}
+
+// prepareCatalog loads the plugins whose bytes or limits changed and builds
+// the routing table with every service's plugin chain, from what v sees. A
+// service the table cannot hold, or a plugin that does not load, is an error:
+// the write that caused it is refused. The returned swap installs the table.
+func (s *Server) prepareCatalog(ctx context.Context, v *store.View) (func(), error) {
+	ps, err := v.ListPlugins(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list plugins: %w", err)
+	}
+	present := map[string]bool{}
+	loaded := map[string]string{}
+	for _, p := range ps {
+		present[p.ID] = true
+		ver := pluginVersion(p)
+		loaded[p.ID] = ver
+		if s.loaded[p.ID] == ver {
+			continue
+		}
+		wasm, err := v.PluginWasm(ctx, p.ID)
+		if err != nil {
+			return nil, fmt.Errorf("read plugin %s: %w", p.ID, err)
+		}
+		if err := s.plugins.Load(ctx, p, wasm); err != nil {
+			return nil, fmt.Errorf("load plugin %s: %w", p.ID, err)
+		}
+	}
+	services, err := v.AllServices(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list services: %w", err)
+	}
+	var buildErr error
+	t := route.Build(services, func(id string, err error) {
+		if buildErr == nil {
+			buildErr = fmt.Errorf("service %s cannot be routed: %w", id, err)
+		}
+	})
+	if buildErr != nil {
+		return nil, buildErr
+	}
+	chains := map[string]*plugins.Chain{}
+	for _, rt := range t.Routes {
+		if len(rt.Service.Plugins) == 0 {
+			continue
+		}
+		c, err := s.plugins.Chain(rt.Service.ID, rt.Service.Plugins)
+		if err != nil {
+			return nil, fmt.Errorf("plugin chain of service %s: %w", rt.Service.ID, err)
+		}
+		chains[rt.Service.ID] = c
+	}
+	return func() {
+		for _, rt := range t.Routes {
+			rt.Handler = s.gateway.newForwarder(rt.Service.ID, chains[rt.Service.ID])
+		}
+		s.routes.Store(t)
+		for id := range s.loaded {
+			if !present[id] {
+				s.plugins.Remove(context.Background(), id)
+			}
+		}
+		s.loaded = loaded
+		// Services gone, disabled or without plugins now: free their idle instances.
+		for id := range s.chained {
+			if chains[id] == nil {
+				s.plugins.Forget(id)
+			}
+		}
+		s.chained = map[string]bool{}
+		for id := range chains {
+			s.chained[id] = true
+		}
+	}, nil
+}
+
+// followLoop applies what other processes (the command line, another
+// gateway on the same file) commit, within the contract's 1 s.
+func (s *Server) followLoop(ctx context.Context) {
+	t := time.NewTicker(followInterval)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			err := s.store.Follow(ctx)
+			switch {
+			case err != nil && !failing && ctx.Err() == nil:
+				s.log.Error("follow the change log", "err", err)
+				failing = true
+			case err == nil && failing:
+				s.log.Info("following the change log again")
+				failing = false
+			}
+		}
+	}
+}
+
+// followInterval bounds how late a write made by another process on the
+// database file reaches the gateway.
+const followInterval = 200 * time.Millisecond

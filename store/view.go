@@ -1,0 +1,38 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+
+	"gatehouse"
+)
+
+// View reads the state a Follower prepares from: inside a write's
+// transaction it sees that write, uncommitted; from Follow, the committed
+// state of the revisions handed over.
+type View struct{ q querier }
+
+// GetAPIKey returns the key with clientID, or NotFound.
+func (v *View) GetAPIKey(ctx context.Context, clientID string) (gatehouse.APIKey, error) {
+	return getAPIKey(ctx, v.q, clientID)
+}
+
+// AllServices returns every service in creation order.
+func (v *View) AllServices(ctx context.Context) ([]gatehouse.Service, error) {
+	return queryServices(ctx, v.q, "SELECT data FROM services ORDER BY seq")
+}
+
+// ListPlugins returns every plugin's metadata in creation order.
+func (v *View) ListPlugins(ctx context.Context) ([]gatehouse.Plugin, error) {
+	return listPlugins(ctx, v.q)
+}
+
+// PluginWasm returns the plugin's wasm bytes, or NotFound.
+func (v *View) PluginWasm(ctx context.Context, id string) ([]byte, error) {
+	return pluginWasm(ctx, v.q, id)
+}
+
+// Read runs fn with a View of one consistent snapshot of the committed state.
+func (s *Store) Read(ctx context.Context, fn func(v *View) error) error {
+	return s.read(ctx, func(tx *sql.Tx) error { return fn(&View{q: tx}) })
+}
