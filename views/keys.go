@@ -49,13 +49,6 @@ type KeysData struct {
 	Pager     Pager
 }
 
-// Key list orders of "All API keys".
-const (
-	SortCreated  = "created"
-	SortName     = "name"
-	SortLastUsed = "lastUsed"
-)
-
 // AllKeysData is "All API keys": every key of every group.
 type AllKeysData struct {
 	Rows  []KeyRow
@@ -69,7 +62,8 @@ type SortOption struct{ Value, Label string }
 
 // SortOptions are the orders the key list offers.
 func SortOptions() []SortOption {
-	return []SortOption{{SortCreated, "Created (oldest first)"}, {SortName, "Name"}, {SortLastUsed, "Last used (most recent first)"}}
+	return []SortOption{{gatehouse.SortCreated, "Created (oldest first)"}, {gatehouse.SortName, "Name"},
+		{gatehouse.SortLastUsed, "Last used (most recent first)"}}
 }
 
 // KVRow is one key/value line of a map field (metadata, headers), as typed.

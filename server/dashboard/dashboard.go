@@ -62,7 +62,10 @@ type KeyBackend interface {
 	CreateAPIKey(ctx context.Context, k *gatehouse.APIKey) error
 	UpdateAPIKey(ctx context.Context, k *gatehouse.APIKey) error
 	DeleteAPIKey(ctx context.Context, clientID string) error
-	KeyCounters(ctx context.Context, clientID, fromPeriod, toPeriod string) ([]gatehouse.Counter, error)
+	// UsageDays is the key's calls per day from the usage history, which a
+	// quota reset does not touch; LastUsed when each key was last admitted.
+	UsageDays(ctx context.Context, clientID, fromDay, toDay string) ([]gatehouse.Counter, error)
+	LastUsed(ctx context.Context, clientIDs ...string) (map[string]int64, error)
 	// Usage is a key's live quota consumption (the gateway's in-memory counters).
 	Usage(ctx context.Context, clientID string) (gatehouse.QuotaUsage, error)
 	// ResetUsage sets a key's quota counters to zero.

@@ -45,7 +45,7 @@ func (b *testBackend) ResetUsage(ctx context.Context, clientID string) error {
 	b.mu.Lock()
 	delete(b.usage, clientID)
 	b.mu.Unlock()
-	return b.Store.DeleteCounters(ctx, clientID)
+	return b.Store.ResetQuotas(ctx, clientID)
 }
 
 func (b *testBackend) CheckWasm(_ context.Context, wasm []byte) error {
@@ -110,11 +110,11 @@ func newEnv(t *testing.T, cfg Config) *env {
 	New(cfg).Register(r)
 	// The real admin API registers after the dashboard and must still be
 	// reached: the tests read what the dashboard saved through it.
-	admin.Register(r, admin.Config{Backend: b, Logger: cfg.Logger, Authenticate: func(r *http.Request) error {
+	admin.Register(r, admin.Config{Backend: b, Logger: cfg.Logger, Authenticate: func(r *http.Request) (admin.Caller, error) {
 		if r.Header.Get("Authorization") != "Bearer "+adminToken {
-			return errors.New("no admin token")
+			return admin.Caller{}, errors.New("no admin token")
 		}
-		return nil
+		return admin.Caller{ClientID: "test-admin"}, nil
 	}})
 	srv := httptest.NewServer(r)
 	t.Cleanup(srv.Close)

@@ -107,7 +107,7 @@ func (d *Dashboard) handleAllKeys(w http.ResponseWriter, r *http.Request) {
 	q := strings.TrimSpace(r.URL.Query().Get("q"))
 	sort := r.URL.Query().Get("sort")
 	if !slices.ContainsFunc(views.SortOptions(), func(o views.SortOption) bool { return o.Value == sort }) {
-		sort = views.SortCreated
+		sort = gatehouse.SortCreated
 	}
 	page := gatehouse.Page{Page: pageParam(r), PageSize: pageSize}
 	keys, total, err := d.listKeysSorted(r, gatehouse.KeyFilter{Q: q}, sort, page)
@@ -116,7 +116,7 @@ func (d *Dashboard) handleAllKeys(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	query := url.Values{"q": {q}}
-	if sort != views.SortCreated {
+	if sort != gatehouse.SortCreated {
 		query.Set("sort", sort)
 	}
 	data := views.AllKeysData{Q: q, Sort: sort,

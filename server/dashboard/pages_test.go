@@ -359,10 +359,10 @@ func TestKeyDetail(t *testing.T) {
 	today := e.clock.Now().UTC()
 	yesterday := today.AddDate(0, 0, -1)
 	err := e.st.AddCounters(t.Context(), []gatehouse.Counter{
-		{ClientID: k.ClientID, Period: today.Format("2006-01-02"), Count: 40},
-		{ClientID: k.ClientID, Period: yesterday.Format("2006-01-02"), Count: 20},
+		{ClientID: k.ClientID, Period: today.Format("2006-01-02"), Count: 40, Calls: 40, LastUsed: today.UnixMilli()},
+		{ClientID: k.ClientID, Period: yesterday.Format("2006-01-02"), Count: 20, Calls: 20},
 		{ClientID: k.ClientID, Period: today.Format("2006-01"), Count: 999},
-		{ClientID: k.ClientID, Period: today.AddDate(0, 0, -40).Format("2006-01-02"), Count: 7},
+		{ClientID: k.ClientID, Period: today.AddDate(0, 0, -40).Format("2006-01-02"), Count: 7, Calls: 7},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -401,6 +401,27 @@ func TestKeyDetail(t *testing.T) {
 	}
 	if !strings.Contains(tid(doc, "usage-chart").Text(), "60 calls in total") {
 		t.Errorf("total: %q", tid(doc, "usage-chart").Text())
+	}
+	if got := tid(doc, "key-last-used").Text(); got != today.Format("2006-01-02 15:04 MST") {
+		t.Errorf("last used %q", got)
+	}
+
+	// Reset quotas: a confirmation first, then the counters go, the history stays.
+	reset := "/services/" + s.ID + "/apikeys/" + k.ClientID + "/reset-quotas"
+	if conf := e.get(reset, false).doc(t); tid(conf, "confirm-reset-name").Text() != "Mobile app" {
+		t.Error("reset confirmation does not name the key")
+	}
+	if c, _ := e.st.KeyCounters(t.Context(), k.ClientID, today.Format("2006-01-02"), today.Format("2006-01-02")); len(c) != 1 {
+		t.Fatal("showing the confirmation reset the quotas")
+	}
+	r := e.post(reset, nil, false)
+	wantStatus(t, r, http.StatusSeeOther)
+	if c, _ := e.st.KeyCounters(t.Context(), k.ClientID, today.Format("2006-01-02"), today.Format("2006-01-02")); len(c) != 0 {
+		t.Errorf("quota counters after reset: %v", c)
+	}
+	doc = e.get(r.Header.Get("Location"), false).doc(t)
+	if !strings.Contains(tid(doc, "usage-chart").Text(), "60 calls in total") || !strings.Contains(tid(doc, "flash").Text(), "reset") {
+		t.Errorf("after reset: chart %q flash %q", tid(doc, "usage-chart").Text(), tid(doc, "flash").Text())
 	}
 }
 
