@@ -19,7 +19,7 @@ type GroupForm struct {
 }
 
 // GroupFormFields are the group fields the form shows, for ErrorsFrom.
-var GroupFormFields = []string{"id", "name", "description"}
+var GroupFormFields = []string{"name", "id", "description"}
 
 func (f GroupForm) Action() string {
 	if f.Edit {
