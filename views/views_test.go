@@ -442,3 +442,53 @@ func TestPager(t *testing.T) {
 		t.Error("pager link")
 	}
 }
+
+func TestQuotaLevel(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		used, limit int64
+		want        string
+	}{
+		{0, 3, LevelOK}, {2, 3, LevelOK}, {3, 3, LevelFull}, {4, 3, LevelFull},
+		{8, 10, LevelOK}, {9, 10, LevelWarn}, {899, 1000, LevelOK}, {900, 1000, LevelWarn},
+		{0, 0, LevelFull}, {1, 1, LevelFull}, {0, 1, LevelOK},
+		{9_000_000, 10_000_000, LevelWarn}, {8_999_999, 10_000_000, LevelOK},
+	} {
+		if got := QuotaLevel(c.used, c.limit); got != c.want {
+			t.Errorf("QuotaLevel(%d, %d) = %s, want %s", c.used, c.limit, got, c.want)
+		}
+	}
+}
+
+func TestStatuses(t *testing.T) {
+	t.Parallel()
+	past, future := int64(1_000), int64(3_000)
+	now := int64(2_000)
+	for _, c := range []struct {
+		k    gatehouse.APIKey
+		want string
+	}{
+		{gatehouse.APIKey{Enabled: true}, StatusEnabled},
+		{gatehouse.APIKey{Enabled: false}, StatusDisabled},
+		{gatehouse.APIKey{Enabled: true, ValidUntil: &past}, StatusExpired},
+		{gatehouse.APIKey{Enabled: false, ValidUntil: &past}, StatusDisabled},
+		{gatehouse.APIKey{Enabled: true, ValidUntil: &future}, StatusEnabled},
+	} {
+		if got := KeyStatus(c.k, now); got != c.want {
+			t.Errorf("KeyStatus(%+v) = %s, want %s", c.k, got, c.want)
+		}
+	}
+	for _, c := range []struct {
+		s    gatehouse.Service
+		want string
+	}{
+		{gatehouse.Service{Enabled: true}, StatusEnabled},
+		{gatehouse.Service{Enabled: false, MaintenanceMode: true}, StatusDisabled},
+		{gatehouse.Service{Enabled: true, MaintenanceMode: true, BuildMode: true}, StatusMaintenance},
+		{gatehouse.Service{Enabled: true, BuildMode: true}, StatusConstruction},
+	} {
+		if got := ServiceStatus(c.s); got != c.want {
+			t.Errorf("ServiceStatus(%+v) = %s, want %s", c.s, got, c.want)
+		}
+	}
+}

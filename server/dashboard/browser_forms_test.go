@@ -80,6 +80,7 @@ func serviceForms(t *testing.T, b *browser) {
 		t.Error("the admin API group is offered for a service")
 	}
 	b.axe("service form")
+	b.shot("service-form", desktopW)
 
 	// Every refusal at once, focus on the first, everything typed kept.
 	b.fill(sel("field-name"), "")
@@ -170,6 +171,7 @@ func serviceForms(t *testing.T, b *browser) {
 		t.Errorf("list status %q", got)
 	}
 	b.axe("services")
+	b.shot("services", desktopW)
 	b.fill(sel("services-filter"), "shop.test")
 	b.clickTo("filter by host", `form[role="search"].panel button`, sel("services-table"))
 	if n := b.count(sel("service-row")); n != 1 {
@@ -459,6 +461,10 @@ func pluginForms(t *testing.T, b *browser) {
 	}
 	b.axe("plugin page")
 	b.shot("plugin", desktopW)
+	b.open("/plugins", sel("plugin-row"))
+	b.axe("plugins")
+	b.shot("plugins", desktopW)
+	b.open("/plugins/"+id, sel("plugin-facts"))
 
 	// Limits.
 	b.fill(`#plugin-edit-form [data-testid="field-memoryLimitPages"]`, "128")

@@ -687,3 +687,72 @@ func TestNotFound(t *testing.T) {
 		}
 	}
 }
+
+// The blocker of issue 10: with JavaScript on, htmx sends the anti-forgery
+// token in a header and the form in the body; the session middleware must
+// still parse the body, or "Save plugins" detaches every plugin.
+func TestSavePluginsWithTokenInHeader(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Config{})
+	e.login()
+	_, s, _ := e.seed()
+	p := gatehouse.DefaultPlugin()
+	p.Name = "auth"
+	if err := e.st.CreatePlugin(t.Context(), &p, wasmBytes); err != nil {
+		t.Fatal(err)
+	}
+	form := url.Values{"position": {"1", "2"}, "ref": {p.ID, ""}, "config": {"cfg", ""}, "failOpen": {"0"}}
+	req, _ := http.NewRequest("POST", e.srv.URL+"/services/"+s.ID+"/plugins", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("HX-Request", "true")
+	req.Header.Set("X-CSRF-Token", e.csrf)
+	r := e.do(req)
+	wantStatus(t, r, http.StatusOK)
+	got, _ := e.st.GetService(t.Context(), s.ID)
+	want := []gatehouse.PluginRef{{Ref: p.ID, Config: "cfg", FailOpen: true}}
+	if !slices.Equal(got.Plugins, want) {
+		t.Fatalf("plugins after a save with the token in the header: %+v, want %+v", got.Plugins, want)
+	}
+	// A body without the form's rows is refused, never read as "no plugins".
+	req, _ = http.NewRequest("POST", e.srv.URL+"/services/"+s.ID+"/plugins", strings.NewReader(""))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-CSRF-Token", e.csrf)
+	wantStatus(t, e.do(req), http.StatusBadRequest)
+	if got, _ = e.st.GetService(t.Context(), s.ID); !slices.Equal(got.Plugins, want) {
+		t.Fatalf("an empty post changed the plugins to %+v", got.Plugins)
+	}
+}
+
+// A form reports every invalid field at once, the first one focused.
+func TestEveryErrorAtOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Config{})
+	e.login()
+	_, s, _ := e.seed()
+	r := e.post("/services/"+s.ID+"/apikeys", url.Values{"clientName": {"x"}, "clientId": {"bad id"}, "clientSecret": {""},
+		"throttlingQuota": {"-1"}, "dailyQuota": {"abc"}, "monthlyQuota": {"-3"}, "validUntil": {"tomorrow"},
+		"metadataKey": {""}, "metadataValue": {"orphan"}}, false)
+	wantStatus(t, r, http.StatusUnprocessableEntity)
+	doc := r.doc(t)
+	for _, f := range []string{"clientId", "clientSecret", "throttlingQuota", "dailyQuota", "monthlyQuota", "validUntil", "metadata"} {
+		if tid(doc, "error-"+f).Length() != 1 {
+			t.Errorf("no message for %s", f)
+		}
+	}
+	if _, ok := tid(doc, "field-clientId").Attr("autofocus"); !ok {
+		t.Error("the first invalid field (clientId) is not focused")
+	}
+	if n := doc.Find("[autofocus]").Length(); n != 1 {
+		t.Errorf("%d elements with autofocus, want 1", n)
+	}
+	r = e.post("/services", url.Values{"name": {""}, "env": {"Prod!"}, "domain": {""}, "root": {"x"}, "matchingRoot": {"y"},
+		"publicPatterns": {"("}, "ipFiltering.blacklist": {"nope"}, "additionalHeadersKey": {"bad header"}, "additionalHeadersValue": {"v"},
+		"groupId": {"shop"}}, false)
+	wantStatus(t, r, http.StatusUnprocessableEntity)
+	doc = r.doc(t)
+	for _, f := range []string{"name", "env", "targets", "root", "matchingRoot", "publicPatterns", "ipFiltering.blacklist", "additionalHeaders"} {
+		if tid(doc, "error-"+f).Length() != 1 {
+			t.Errorf("no message for %s", f)
+		}
+	}
+}
