@@ -292,3 +292,14 @@ func lastUsedText(ms int64, loc *time.Location) string {
 	}
 	return dateTime(ms, loc)
 }
+
+func accessText(k gatehouse.APIKey) string {
+	s := "read and write"
+	if k.ReadOnly {
+		s = "read only (GET, HEAD and OPTIONS)"
+	}
+	if k.AllowClientIDOnly {
+		s += "; the client id alone is accepted"
+	}
+	return s
+}
