@@ -153,16 +153,16 @@ func (d *Dashboard) handleGroupDeleteConfirm(w http.ResponseWriter, r *http.Requ
 
 func (d *Dashboard) handleGroupDelete(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	err := d.b.DeleteGroup(r.Context(), id)
+	g, err := d.b.GetGroup(r.Context(), id)
+	if err != nil {
+		d.fail(w, r, err)
+		return
+	}
+	err = d.b.DeleteGroup(r.Context(), id)
 	if e := userError(err); e != nil {
-		g, gerr := d.b.GetGroup(r.Context(), id)
-		if gerr != nil {
-			d.fail(w, r, gerr)
-			return
-		}
 		c := groupDeleteConfirm(g)
 		c.Error = e.Message
-		if svcs, _, err := d.b.ListServices(r.Context(), gatehouse.ServiceFilter{GroupID: id}, gatehouse.Page{Page: 1, PageSize: gatehouse.MaxPageSize}); err == nil {
+		if svcs, _, err := d.b.ListServices(r.Context(), gatehouse.ServiceFilter{GroupID: id}, gatehouse.Page{Page: 1, PageSize: maxConflictLinks}); err == nil {
 			for _, s := range svcs {
 				c.Links = append(c.Links, views.Link{Label: "Service " + s.Name, URL: views.ServiceURL(s.ID)})
 			}
@@ -175,5 +175,5 @@ func (d *Dashboard) handleGroupDelete(w http.ResponseWriter, r *http.Request) {
 		d.fail(w, r, err)
 		return
 	}
-	d.done(w, r, views.GroupsURL(), "Group deleted.")
+	d.done(w, r, views.GroupsURL(), "Group “"+g.Name+"” deleted.")
 }

@@ -52,6 +52,14 @@ func TestFragmentOrPage(t *testing.T) {
 		{"/groups/" + g.ID + "/delete", "Delete group"},
 		{"/plugins", "Plugins"},
 		{"/plugins/" + p.ID + "/delete", "Delete plugin"},
+		{"/plugins/" + p.ID, "auth"},
+		{keyPath + "/reset-quotas", "Reset quotas"},
+		{"/apikeys", "All API keys"},
+		{"/apikeys?q=mob&sort=name", "All API keys"},
+		{"/apikeys/new", "New API key"},
+		{"/apikeys/" + k.ClientID, "Mobile app"},
+		{"/apikeys/" + k.ClientID + "/edit", "Edit API key"},
+		{"/apikeys/" + k.ClientID + "/delete", "Delete API key"},
 	}
 	for _, pg := range pages {
 		t.Run(pg.path, func(t *testing.T) {

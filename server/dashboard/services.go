@@ -375,17 +375,36 @@ func serviceDeleteConfirm(svc gatehouse.Service) views.ConfirmDelete {
 	}
 }
 
-// keyLinks lists the keys whose authorizedEntities name entity, for a 409.
+// maxConflictLinks bounds the links a refused delete lists.
+const maxConflictLinks = 20
+
+// keyLinks lists the keys whose authorizedEntities name entity, for a 409:
+// the first maxConflictLinks, then a link to All API keys for the rest.
 func (d *Dashboard) keyLinks(r *http.Request, entity string) []views.Link {
-	keys, _, err := d.b.ListAPIKeys(r.Context(), gatehouse.KeyFilter{}, gatehouse.Page{Page: 1, PageSize: gatehouse.MaxPageSize})
-	if err != nil {
-		return nil
-	}
 	var out []views.Link
-	for _, k := range keys {
-		if slices.Contains(k.AuthorizedEntities, entity) {
-			out = append(out, views.Link{Label: "API key " + nameOrID(k), URL: views.KeyScope{}.Key(k.ClientID)})
+	more := 0
+	for page := 1; ; page++ {
+		keys, total, err := d.b.ListAPIKeys(r.Context(), gatehouse.KeyFilter{}, gatehouse.Page{Page: page, PageSize: gatehouse.MaxPageSize})
+		if err != nil {
+			d.log.WarnContext(r.Context(), "dashboard: keys naming an entity", "err", err)
+			break
 		}
+		for _, k := range keys {
+			if !slices.Contains(k.AuthorizedEntities, entity) {
+				continue
+			}
+			if len(out) < maxConflictLinks {
+				out = append(out, views.Link{Label: "API key " + nameOrID(k), URL: views.KeyScope{}.Key(k.ClientID)})
+			} else {
+				more++
+			}
+		}
+		if page*gatehouse.MaxPageSize >= total {
+			break
+		}
+	}
+	if more > 0 {
+		out = append(out, views.Link{Label: "and " + plural(more, "more key", "more keys") + " in All API keys", URL: views.AllKeysURL()})
 	}
 	return out
 }
