@@ -230,12 +230,13 @@ const (
 )
 
 // KeyStatus is what the gateway does with a key at nowMs: a key whose
-// validUntil has passed is refused like a disabled one.
+// validUntil has passed (validUntil <= now, as the gateway's index has it)
+// is refused like a disabled one.
 func KeyStatus(k gatehouse.APIKey, nowMs int64) string {
 	switch {
 	case !k.Enabled:
 		return StatusDisabled
-	case k.Expired(nowMs):
+	case k.ValidUntil != nil && *k.ValidUntil <= nowMs:
 		return StatusExpired
 	}
 	return StatusEnabled
