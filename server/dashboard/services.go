@@ -215,7 +215,7 @@ func applyServiceForm(f views.ServiceForm, s *gatehouse.Service) views.FormError
 		case "subdomain":
 			probe.Subdomain = ""
 		case "targets":
-			probe.Targets = nil
+			probe.Targets = []gatehouse.Target{{Host: "x", Scheme: "http"}}
 		case "root":
 			probe.Root = "/"
 		case "matchingRoot":
