@@ -431,6 +431,26 @@ func allKeys(t *testing.T, b *browser, cid string) {
 	if b.count(`[data-testid="key-status"] [data-testid="admin-key"]`) != 1 {
 		t.Error("admin key page does not say so")
 	}
+
+	// An admin API key made from All API keys: tick the built-in group.
+	b.open("/apikeys", sel("new-key"))
+	b.clickTo("new key from All API keys", sel("new-key"), sel("key-form"))
+	if n := b.count(`[data-testid="entity-choice"]:checked`); n != 0 {
+		t.Errorf("a key made from All API keys starts on %d entities, want none", n)
+	}
+	adminID := b.value(sel("field-clientId"))
+	b.fill(sel("field-clientName"), "CI deployer")
+	b.check(`[data-testid="entity-choice"][value="group_`+gatehouse.AdminGroupID+`"]`, true)
+	b.clickTo("create the admin key", sel("submit"), sel("key-facts"))
+	b.flash("created")
+	if b.count(`[data-testid="key-status"] [data-testid="admin-key"]`) != 1 {
+		t.Error("the new admin key's page does not mark it")
+	}
+	var ks []gatehouse.APIKey
+	if st := b.e.api("/api/apikeys?q="+adminID, &ks); st != 200 || len(ks) != 1 ||
+		!slices.Equal(ks[0].AuthorizedEntities, []string{"group_" + gatehouse.AdminGroupID}) || ks[0].ClientName != "CI deployer" {
+		t.Errorf("admin key as saved: %d %s", st, fmtJSON(ks))
+	}
 }
 
 func pluginForms(t *testing.T, b *browser) {

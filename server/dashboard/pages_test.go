@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/gorilla/mux"
@@ -763,5 +764,41 @@ func TestEveryErrorAtOnce(t *testing.T) {
 		if tid(doc, "error-"+f).Length() != 1 {
 			t.Errorf("no message for %s", f)
 		}
+	}
+}
+
+// actorBackend records the actor each group write carries.
+type actorBackend struct {
+	*testBackend
+	mu     sync.Mutex
+	actors []string
+}
+
+func (b *actorBackend) CreateGroup(ctx context.Context, g *gatehouse.Group) error {
+	b.mu.Lock()
+	b.actors = append(b.actors, gatehouse.ActorOf(ctx))
+	b.mu.Unlock()
+	return b.testBackend.CreateGroup(ctx, g)
+}
+
+// A dashboard write carries its user as the actor of the change log.
+func TestWritesCarryTheUser(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Config{})
+	e.login()
+	ab := &actorBackend{testBackend: e.b}
+	r2 := mux.NewRouter()
+	New(Config{Backend: ab, Now: e.clock.Now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}).Register(r2)
+	srv := httptest.NewServer(r2)
+	defer srv.Close()
+	form := url.Values{"csrf": {e.csrf}, "id": {"g1"}, "name": {"G1"}}
+	req, _ := http.NewRequest("POST", srv.URL+"/groups", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for _, c := range e.client.Jar.Cookies(e.srvURL()) {
+		req.AddCookie(c)
+	}
+	wantStatus(t, e.do(req), http.StatusSeeOther)
+	if !slices.Equal(ab.actors, []string{gatehouse.UserActor(testUser)}) {
+		t.Errorf("actors %q, want %q", ab.actors, gatehouse.UserActor(testUser))
 	}
 }
