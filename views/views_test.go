@@ -492,3 +492,75 @@ func TestStatuses(t *testing.T) {
 		}
 	}
 }
+
+func TestAllKeysPage(t *testing.T) {
+	t.Parallel()
+	admin := gatehouse.APIKey{ClientID: "ops", ClientName: "Ops", Enabled: true, AuthorizedEntities: []string{"group_" + gatehouse.AdminGroupID}}
+	past := int64(1)
+	expired := gatehouse.APIKey{ClientID: "old", Enabled: true, ValidUntil: &past, AuthorizedEntities: []string{"group_shop"}}
+	d := AllKeysData{Sort: gatehouse.SortName, Q: "o",
+		Rows:  []KeyRow{{Key: admin, Wide: true, LastUsed: 1_700_000_000_000}, {Key: expired, Wide: true, NowMs: 2}},
+		Pager: Pager{Page: 1, PageSize: 50, Total: 120, Base: "/apikeys", Query: map[string][]string{"q": {"o"}, "sort": {"name"}}}}
+	doc, _ := render(t, AllKeysPage(d))
+	rows := tid(doc, "key-row")
+	if rows.Length() != 2 || rows.Eq(0).Find(`[data-testid="admin-key"]`).Length() != 1 || rows.Eq(1).Find(`[data-testid="admin-key"]`).Length() != 0 {
+		t.Error("admin keys are not the ones marked")
+	}
+	if got := rows.Eq(1).Find(`[data-testid="status"]`).Text(); got != "expired" {
+		t.Errorf("status of an expired key %q", got)
+	}
+	if got := rows.Eq(0).Find(`[data-testid="key-last-used"]`).Text(); got != "2023-11-14 22:13 UTC" {
+		t.Errorf("last used %q", got)
+	}
+	if got := rows.Eq(1).Find(`[data-testid="key-last-used"]`).Text(); got != "never" {
+		t.Errorf("never used: %q", got)
+	}
+	if attr(rows.Eq(0).Find(`[data-testid="key-name"]`), "href") != "/apikeys/ops" {
+		t.Error("key link leaves All API keys")
+	}
+	if attr(doc.Find(`[data-testid="keys-sort"] option[selected]`), "value") != gatehouse.SortName {
+		t.Error("sort not selected")
+	}
+	if got := attr(mustOne(t, doc, "pager-next"), "href"); got != "/apikeys?page=2&q=o&sort=name" {
+		t.Errorf("next page %q keeps neither search nor sort", got)
+	}
+}
+
+func TestKeyFormEveryField(t *testing.T) {
+	t.Parallel()
+	f := KeyForm{Scope: KeyScope{}, ClientID: "c", ClientSecret: "s", Description: "d", Entities: []string{"service_s1"},
+		Groups:     []EntityChoice{{Entity: "group_g1", Label: "G1"}},
+		Services:   []EntityChoice{{Entity: "service_s1", Label: "S1", Hint: "s1.test"}},
+		ValidUntil: "2030-01-02T03:04", TimeZone: "Europe/Paris", Tags: "a, b", Metadata: []KVRow{{"k1", "v1"}, {"k2", "v2"}},
+		ReadOnly: true, AllowClientIDOnly: true, FocusRow: -1,
+		Errors: FormErrors{"metadata": "\"k1\" is given twice", "tags": "bad"}.Focus(KeyFormFields...)}
+	doc, _ := render(t, KeyFormEl(f))
+	if attr(mustOne(t, doc, "key-form"), "action") != "/apikeys" {
+		t.Error("create from All API keys posts elsewhere")
+	}
+	checked := doc.Find(`[data-testid="entity-choice"]:checked`)
+	if checked.Length() != 1 || attr(checked, "value") != "service_s1" {
+		t.Error("authorized entities not ticked as given")
+	}
+	if attr(mustOne(t, doc, "field-validUntil"), "type") != "datetime-local" || attr(mustOne(t, doc, "field-validUntil"), "value") != "2030-01-02T03:04" {
+		t.Error("validUntil is not a date-time picker holding the value")
+	}
+	if !strings.Contains(doc.Find("#hint-validUntil").Text(), "Europe/Paris") {
+		t.Error("validUntil does not say its time zone")
+	}
+	if n := tid(doc, "metadata-row").Length(); n != 2 || attr(tid(doc, "metadata-key").Eq(1), "value") != "k2" || tid(doc, "metadata-remove").Length() != 2 {
+		t.Errorf("%d metadata rows", n)
+	}
+	for _, id := range []string{"field-readOnly", "field-allowClientIdOnly"} {
+		if _, ok := mustOne(t, doc, id).Attr("checked"); !ok {
+			t.Errorf("%s not checked", id)
+		}
+	}
+	// The first invalid field in the form's order gets the focus: tags comes before metadata.
+	if _, ok := mustOne(t, doc, "field-tags").Attr("autofocus"); !ok || doc.Find("[autofocus]").Length() != 1 {
+		t.Error("focus is not on the first invalid field alone")
+	}
+	if got := mustOne(t, doc, "form-errors").Text(); !strings.Contains(got, "2 fields") {
+		t.Errorf("summary %q", got)
+	}
+}

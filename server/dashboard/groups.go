@@ -167,7 +167,7 @@ func (d *Dashboard) handleGroupDelete(w http.ResponseWriter, r *http.Request) {
 				c.Links = append(c.Links, views.Link{Label: "Service " + s.Name, URL: views.ServiceURL(s.ID)})
 			}
 		}
-		c.Links = append(c.Links, d.keyLinks(r, gatehouse.GroupEntity(id))...)
+		c.Links = append(c.Links, d.keyLinks(r, gatehouse.KeyFilter{GroupID: id}, gatehouse.GroupEntity(id))...)
 		d.render(w, r, http.StatusConflict, d.groupsShell("Delete "+g.Name), views.ConfirmDeletePage(c), views.ConfirmDeletePanel(c))
 		return
 	}

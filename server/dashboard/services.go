@@ -375,16 +375,20 @@ func serviceDeleteConfirm(svc gatehouse.Service) views.ConfirmDelete {
 	}
 }
 
-// maxConflictLinks bounds the links a refused delete lists.
-const maxConflictLinks = 20
+// maxConflictLinks bounds the links a refused delete lists, and
+// maxConflictScan the keys it reads to find them.
+const (
+	maxConflictLinks = 20
+	maxConflictScan  = 10 * gatehouse.MaxPageSize
+)
 
-// keyLinks lists the keys whose authorizedEntities name entity, for a 409:
-// the first maxConflictLinks, then a link to All API keys for the rest.
-func (d *Dashboard) keyLinks(r *http.Request, entity string) []views.Link {
+// keyLinks lists the keys of f whose authorizedEntities name entity, for a
+// 409: the first maxConflictLinks, then a link to All API keys for the rest.
+func (d *Dashboard) keyLinks(r *http.Request, f gatehouse.KeyFilter, entity string) []views.Link {
 	var out []views.Link
-	more := 0
+	more, unread := 0, false
 	for page := 1; ; page++ {
-		keys, total, err := d.b.ListAPIKeys(r.Context(), gatehouse.KeyFilter{}, gatehouse.Page{Page: page, PageSize: gatehouse.MaxPageSize})
+		keys, total, err := d.b.ListAPIKeys(r.Context(), f, gatehouse.Page{Page: page, PageSize: gatehouse.MaxPageSize})
 		if err != nil {
 			d.log.WarnContext(r.Context(), "dashboard: keys naming an entity", "err", err)
 			break
@@ -402,8 +406,15 @@ func (d *Dashboard) keyLinks(r *http.Request, entity string) []views.Link {
 		if page*gatehouse.MaxPageSize >= total {
 			break
 		}
+		if page*gatehouse.MaxPageSize >= maxConflictScan {
+			unread = true
+			break
+		}
 	}
-	if more > 0 {
+	switch {
+	case unread:
+		out = append(out, views.Link{Label: "and more keys in All API keys", URL: views.AllKeysURL()})
+	case more > 0:
 		out = append(out, views.Link{Label: "and " + plural(more, "more key", "more keys") + " in All API keys", URL: views.AllKeysURL()})
 	}
 	return out
@@ -420,7 +431,7 @@ func (d *Dashboard) handleServiceDelete(w http.ResponseWriter, r *http.Request) 
 	if e := userError(err); e != nil {
 		c := serviceDeleteConfirm(svc)
 		c.Error = e.Message
-		c.Links = d.keyLinks(r, gatehouse.ServiceEntity(id))
+		c.Links = d.keyLinks(r, gatehouse.KeyFilter{ServiceID: id}, gatehouse.ServiceEntity(id))
 		d.render(w, r, http.StatusConflict, views.Shell{Title: "Delete " + svc.Name, Service: &svc}, views.ConfirmDeletePage(c), views.ConfirmDeletePanel(c))
 		return
 	}
