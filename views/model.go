@@ -211,14 +211,8 @@ func (s KeyScope) Toggle(clientID string) string { return s.Key(clientID) + "/to
 func (s KeyScope) Delete(clientID string) string { return s.Key(clientID) + "/delete" }
 func (s KeyScope) Reset(clientID string) string  { return s.Key(clientID) + "/reset-quotas" }
 
-// Shorthands of the service scope, kept for the callers that know a service.
+// KeyNewURL is the new key form on a service's screens.
 func KeyNewURL(serviceID string) string { return KeyScope{serviceID}.New() }
-func KeyURL(serviceID, clientID string) string {
-	return KeyScope{serviceID}.Key(clientID)
-}
-func KeyEditURL(serviceID, clientID string) string   { return KeyScope{serviceID}.Edit(clientID) }
-func KeyToggleURL(serviceID, clientID string) string { return KeyScope{serviceID}.Toggle(clientID) }
-func KeyDeleteURL(serviceID, clientID string) string { return KeyScope{serviceID}.Delete(clientID) }
 
 // Statuses say what the gateway does, in the order it decides.
 const (

@@ -99,17 +99,6 @@ func kvMap(field string, rows []views.KVRow) (map[string]string, *gatehouse.Erro
 	return m, nil
 }
 
-// nonEmpty drops the rows whose key is empty, for saving.
-func nonEmpty(rows []views.KVRow) []views.KVRow {
-	out := rows[:0:0]
-	for _, r := range rows {
-		if r.Key != "" || r.Value != "" {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
 // lines splits a textarea into its non-empty trimmed lines.
 func lines(s string) []string {
 	out := []string{}
