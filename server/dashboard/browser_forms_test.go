@@ -32,6 +32,9 @@ func TestBrowserForms(t *testing.T) {
 			pluginForms(t, b)
 			deleteForms(t, b)
 			b.clickTo("log out", sel("logout"), sel("login-form"))
+			if js {
+				t.Logf("axe checked %d screens", len(b.axed))
+			}
 		})
 	}
 }
@@ -150,6 +153,7 @@ func serviceForms(t *testing.T, b *browser) {
 
 	// Edit: out of maintenance, into build mode, a header row removed.
 	b.clickTo("edit service", sel("edit-service"), sel("service-form"))
+	b.axe("edit service")
 	b.check(sel("field-maintenanceMode"), false)
 	b.check(sel("field-buildMode"), true)
 	b.do("remove a header row", chromedp.Click(chromedp.CSS(`#additionalHeaders-key-0 ~ [data-testid="additionalHeaders-remove"]`)))
@@ -261,6 +265,7 @@ func keyForms(t *testing.T, b *browser) {
 
 	// Edit: no expiry, not read only, a metadata row removed.
 	b.clickTo("edit key", sel("key-edit"), sel("key-form"))
+	b.axe("edit key")
 	if got := b.value(sel("field-validUntil")); got != past.Format("2006-01-02T15:04") {
 		t.Errorf("validUntil shown as %q", got)
 	}
@@ -556,6 +561,7 @@ func deleteForms(t *testing.T, b *browser) {
 	b.axe("group delete refused")
 	b.clickTo("open the service", sel("conflict-link"), sel("service-facts"))
 	b.clickTo("delete the service", sel("delete-service"), sel("confirm-delete-panel"))
+	b.axe("delete service")
 	b.clickTo("confirm", sel("confirm-delete"), sel("services-table"))
 	b.flash("deleted")
 	if st := b.e.api("/api/services/catalog", nil); st != 404 {
