@@ -234,7 +234,7 @@ func (b *browser) focused() string {
 // it when its swap settles) and reports where it is otherwise.
 func (b *browser) wantFocus(what, id string) {
 	b.t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(stepTimeout)
 	for {
 		got := b.focused()
 		if got == id {
