@@ -41,6 +41,9 @@ type Gateway struct {
 	reqSeq     atomic.Uint64
 	pipeline   []stage
 	unrouted   *serviceMetrics // requests that matched no service
+
+	accessLog *accessLog    // nil: --access-log off
+	spans     *spanExporter // nil: no --otlp-endpoint
 }
 
 var _ http.Handler = (*Gateway)(nil)
@@ -62,6 +65,9 @@ type exchange struct {
 	body          *clientBody   // the client's request body, watched for broken framing
 	fwdReq        *http.Request // the request as forwarded: it carries the exchange
 	sw            statusWriter
+	trace         traceContext  // W3C trace context (tracing.go)
+	upstreamDur   time.Duration // until the upstream's response headers
+	errMsg        string        // the Otoroshi-Error-Msg the gateway answered
 
 	// Backing arrays for header value slices, so setting them allocates
 	// nothing. Only the slices live here, never string bytes: net/http
@@ -70,6 +76,7 @@ type exchange struct {
 	// exchange goes back to the pool when ServeHTTP returns.
 	clientIDVal [1]string
 	reqIDVal    [1]string
+	traceVal    [1]string
 	headerVals  [maxGatewayHeaders]string
 }
 
@@ -111,6 +118,10 @@ type GatewayConfig struct {
 	TLS             bool
 	Now             func() time.Time
 	Logger          *slog.Logger
+
+	accessLog *accessLog
+	spans     *spanExporter
+	noTrace   bool // benchmarks only: no trace context (the baseline of its cost)
 }
 
 func newGateway(cfg GatewayConfig, routes *atomic.Pointer[route.Table], ix *keys.Index, q Quotas, m *metrics) *Gateway {
@@ -127,6 +138,8 @@ func newGateway(cfg GatewayConfig, routes *atomic.Pointer[route.Table], ix *keys
 		bufferPool: NewBufferPool(),
 		reqPrefix:  newRequestPrefix(),
 		unrouted:   m.forService(""),
+		accessLog:  cfg.accessLog,
+		spans:      cfg.spans,
 	}
 	// The whole request path, in the contract's order (section 3): the
 	// first stage that refuses answers.
@@ -142,6 +155,10 @@ func newGateway(cfg GatewayConfig, routes *atomic.Pointer[route.Table], ix *keys
 		g.stageQuotas,        // 429 too many requests
 		g.stagePlugins,       // the plugin's own answer, 502 / 503 / 413
 		g.stageProxy,         // the upstream's answer, 502 / 504 / 400 for a broken body
+	}
+	if !cfg.noTrace {
+		// First, so that every answer's access log line has its trace.
+		g.pipeline = append([]stage{g.stageTrace}, g.pipeline...)
 	}
 	return g
 }
@@ -202,6 +219,7 @@ func (g *Gateway) refuse(x *exchange, w http.ResponseWriter, r *http.Request, f 
 	if f.header != "" {
 		h[f.header] = []string{f.value}
 	}
+	x.errMsg = f.msg
 	g.errorHeaders(x, h)
 	if f.msg == "" {
 		w.WriteHeader(f.status)
@@ -234,10 +252,11 @@ func (g *Gateway) finish(x *exchange, r *http.Request) {
 		}
 	}
 	svc := ""
+	end := g.now()
 	if fw := x.forwarder(); fw != nil {
 		svc = fw.metrics.service
 		fw.metrics.count(status)
-		fw.metrics.duration.Observe(g.now().Sub(x.start).Seconds())
+		fw.metrics.duration.Observe(end.Sub(x.start).Seconds())
 	} else {
 		g.unrouted.count(status)
 	}
@@ -249,6 +268,7 @@ func (g *Gateway) finish(x *exchange, r *http.Request) {
 		g.log.Debug("request", "req_id", x.reqID, "method", r.Method, "path", x.path, "service", svc,
 			"client_id", cid, "status", status, "dur_ms", g.now().Sub(x.start).Milliseconds())
 	}
+	g.observe(x, r, status, svc, end)
 	*x = exchange{}
 	exchangePool.Put(x)
 }
@@ -494,10 +514,12 @@ func (x *exchange) forwardRequest(r *http.Request) *http.Request {
 type clientBody struct {
 	rc     io.ReadCloser
 	broken atomic.Bool
+	read   atomic.Int64 // bytes read, for the access log
 }
 
 func (b *clientBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
+	b.read.Add(int64(n))
 	// A read after the transport closed the body (it gave up on the
 	// upstream) is not the client's doing.
 	if err != nil && err != io.EOF && !errors.Is(err, http.ErrBodyReadAfterClose) {
@@ -538,6 +560,11 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 	// Connection names: a client cannot have them dropped.
 	x.reqIDVal[0] = x.reqID
 	out.Header["Otoroshi-Request-Id"] = x.reqIDVal[:]
+	if x.trace.traceID != ([16]byte{}) {
+		// tracestate passes as the client sent it.
+		x.traceVal[0] = x.trace.traceparent()
+		out.Header["Traceparent"] = x.traceVal[:]
+	}
 	delete(out.Header, "Otoroshi-Client-Secret")
 	if x.key != nil {
 		x.clientIDVal[0] = x.key.ClientID
@@ -559,6 +586,7 @@ func (g *Gateway) modifyResponse(resp *http.Response) error {
 	x := resp.Request.Context().Value(exchangeKey{}).(*exchange)
 	now := g.now()
 	up := now.Sub(x.upstreamStart)
+	x.upstreamDur = up
 	if fw := x.forwarder(); fw != nil {
 		fw.metrics.upstream.Observe(up.Seconds())
 	}
@@ -580,6 +608,9 @@ func (g *Gateway) modifyResponse(resp *http.Response) error {
 // error, refuse writes the answer.
 func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	x := r.Context().Value(exchangeKey{}).(*exchange)
+	if !x.upstreamStart.IsZero() {
+		x.upstreamDur = g.now().Sub(x.upstreamStart)
+	}
 	f := g.proxyRefusal(x, r, err)
 	if f.status == 0 || x.sw.status != 0 {
 		return // nobody to answer, or the answer had begun
@@ -682,7 +713,8 @@ func hostOnly(h string) string {
 // http.ResponseController, which the reverse proxy uses to flush.
 type statusWriter struct {
 	http.ResponseWriter
-	status int
+	status  int
+	written int64 // body bytes, for the access log
 }
 
 func (s *statusWriter) WriteHeader(code int) {
@@ -696,7 +728,9 @@ func (s *statusWriter) Write(b []byte) (int, error) {
 	if s.status == 0 {
 		s.status = http.StatusOK
 	}
-	return s.ResponseWriter.Write(b)
+	n, err := s.ResponseWriter.Write(b)
+	s.written += int64(n)
+	return n, err
 }
 
 func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }

@@ -20,7 +20,10 @@ type metrics struct {
 	keysLoaded     prometheus.GaugeFunc
 	pluginFailures *prometheus.CounterVec
 	revision       prometheus.Gauge
-	statusLabels   [600]string // "200" etc. precomputed: no strconv per request
+	// Lines and spans dropped because their sink could not keep up.
+	accessLogDropped prometheus.Counter
+	otlpDropped      prometheus.Counter
+	statusLabels     [600]string // "200" etc. precomputed: no strconv per request
 }
 
 func newMetrics(keyCount func() float64) *metrics {
@@ -56,8 +59,14 @@ func newMetrics(keyCount func() float64) *metrics {
 	m.revision = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "gatehouse_revision", Help: "The last revision of the change log the gateway serves.",
 	})
+	m.accessLogDropped = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "gatehouse_access_log_dropped_total", Help: "Access log lines dropped because the sink could not keep up.",
+	})
+	m.otlpDropped = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "gatehouse_otlp_dropped_spans_total", Help: "Spans dropped because the OTLP collector could not take them.",
+	})
 	m.registry.MustRegister(m.requests, m.duration, m.upstream, m.quotaRefusals, m.counterFlushes,
-		m.flushFailures, m.keysLoaded, m.pluginFailures, m.revision,
+		m.flushFailures, m.keysLoaded, m.pluginFailures, m.revision, m.accessLogDropped, m.otlpDropped,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -9,10 +9,12 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,8 +46,15 @@ type Config struct {
 	ProxyTLSCert    string
 	ProxyTLSKey     string
 	WasmCache       string
-	Logger          *slog.Logger
-	Now             func() time.Time // nil: time.Now
+	// AccessLog is "off" (or ""), "stdout" or a file path: one JSON line
+	// per gateway request (contract section 13), written to Stdout for "stdout".
+	AccessLog string
+	Stdout    io.Writer
+	// OTLPEndpoint, when set, is where spans are exported over OTLP/HTTP,
+	// such as http://127.0.0.1:4318.
+	OTLPEndpoint string
+	Logger       *slog.Logger
+	Now          func() time.Time // nil: time.Now
 }
 
 // Server owns the store and every in-memory view of it.
@@ -67,6 +76,9 @@ type Server struct {
 	chained map[string]bool   // services whose plugin pools the host holds
 
 	storageFull atomic.Bool // the last counter flush failed for want of space
+
+	// closeObservers writes out the access log and the spans still queued.
+	closeObservers func(ctx context.Context) error
 }
 
 // New loads the key index, quota counters, plugins and routing table from st
@@ -114,8 +126,25 @@ func New(ctx context.Context, cfg Config, st *store.Store) (*Server, error) {
 	}
 	s.log.Info("api keys loaded", "keys", s.keys.Len(), "dur_ms", time.Since(start).Milliseconds())
 
+	if cfg.Stdout == nil {
+		cfg.Stdout = os.Stdout
+	}
+	accessLog, err := openAccessLog(cfg.AccessLog, cfg.Stdout, s.metrics.accessLogDropped, s.log)
+	if err != nil {
+		return nil, err
+	}
+	var spans *spanExporter
+	if cfg.OTLPEndpoint != "" {
+		if spans, err = newSpanExporter(cfg.OTLPEndpoint, s.metrics.otlpDropped, s.log); err != nil {
+			closeObservers(ctx, accessLog, nil)
+			return nil, err
+		}
+	}
+	s.closeObservers = func(ctx context.Context) error { return closeObservers(ctx, accessLog, spans) }
+
 	host, err := plugins.NewHost(ctx, plugins.Config{CacheDir: cfg.WasmCache, Logger: cfg.Logger, Now: cfg.Now})
 	if err != nil {
+		s.closeObservers(ctx)
 		return nil, fmt.Errorf("start plugin host: %w", err)
 	}
 	s.plugins = host
@@ -126,9 +155,12 @@ func New(ctx context.Context, cfg Config, st *store.Store) (*Server, error) {
 		TLS:             cfg.ProxyTLSCert != "",
 		Now:             cfg.Now,
 		Logger:          cfg.Logger,
+		accessLog:       accessLog,
+		spans:           spans,
 	}, &s.routes, s.keys, s.quotas, s.metrics)
 	if err := s.loadCatalog(ctx); err != nil {
 		host.Close(ctx)
+		s.closeObservers(ctx)
 		return nil, fmt.Errorf("load services and plugins: %w", err)
 	}
 	s.follower.rev.Store(rev)
@@ -255,7 +287,24 @@ func (s *Server) Run(ctx context.Context, ready func(proxy, admin net.Addr)) err
 	if err := s.plugins.Close(context.Background()); err != nil {
 		s.log.Warn("close plugin host", "err", err)
 	}
+	octx, ocancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer ocancel()
+	if err := s.closeObservers(octx); err != nil {
+		s.log.Warn("close access log and span exporter", "err", err)
+	}
 	return runErr
+}
+
+// closeObservers closes the access log and the span exporter that are on.
+func closeObservers(ctx context.Context, a *accessLog, e *spanExporter) error {
+	var errs []error
+	if a != nil {
+		errs = append(errs, a.Close(ctx))
+	}
+	if e != nil {
+		errs = append(errs, e.Close(ctx))
+	}
+	return errors.Join(errs...)
 }
 
 func serve(srv *http.Server, ln net.Listener) error {

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -52,6 +53,8 @@ var (
 		{name: "proxy-tls-cert", env: "GATEHOUSE_PROXY_TLS_CERT", def: "", help: "PEM certificate file: serve the gateway listener over TLS"},
 		{name: "proxy-tls-key", env: "GATEHOUSE_PROXY_TLS_KEY", def: "", help: "PEM key file for --proxy-tls-cert"},
 		{name: "log-level", env: "GATEHOUSE_LOG_LEVEL", def: "info", help: "debug (logs every request), info, warn or error"},
+		{name: "access-log", env: "GATEHOUSE_ACCESS_LOG", def: "off", help: "off, stdout, or a file path: one JSON line per gateway request"},
+		{name: "otlp-endpoint", env: "GATEHOUSE_OTLP_ENDPOINT", def: "", help: "OTLP/HTTP traces endpoint, such as http://127.0.0.1:4318"},
 	}
 	// The admin commands work on an existing database and take nothing else,
 	// so a serve-only variable in the environment cannot make them fail.
@@ -221,7 +224,52 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 		return c, ll.bad("want debug, info, warn or error")
 	}
 	c.logLevel = ll.value
+	if c.AccessLog, err = checkAccessLog(v["access-log"]); err != nil {
+		return c, err
+	}
+	if c.OTLPEndpoint, err = checkOTLPEndpoint(v["otlp-endpoint"]); err != nil {
+		return c, err
+	}
 	return c, nil
+}
+
+// checkAccessLog wants off, stdout, or a file the process can append to: an
+// existing writable regular file, or a new name in a writable folder.
+func checkAccessLog(s source) (string, error) {
+	switch s.value {
+	case "off", "stdout":
+		return s.value, nil
+	case "":
+		return "", s.bad("want off, stdout or a file path")
+	}
+	fi, err := os.Stat(s.value)
+	switch {
+	case err == nil && !fi.Mode().IsRegular():
+		return "", s.bad("it is not a regular file")
+	case err == nil && !writable(s.value):
+		return "", s.bad("the file is not writable")
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
+		return "", s.bad(pathReason(err))
+	}
+	if err := checkFolder(s, filepath.Dir(s.value)); err != nil {
+		return "", err
+	}
+	return s.value, nil
+}
+
+// checkOTLPEndpoint wants an http:// or https:// URL with a host and port.
+func checkOTLPEndpoint(s source) (string, error) {
+	if s.value == "" {
+		return "", nil
+	}
+	u, err := url.Parse(s.value)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
+		return "", s.bad("want an OTLP/HTTP URL such as http://127.0.0.1:4318")
+	}
+	if _, err := checkAddr(source{flag: s.flag, env: s.env, value: u.Host}); err != nil {
+		return "", s.bad("want host:port in the URL, such as http://127.0.0.1:4318")
+	}
+	return s.value, nil
 }
 
 // parseAdminConfig parses the flags of the admin subcommands: --db only.

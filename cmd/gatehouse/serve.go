@@ -21,6 +21,7 @@ var logLevels = map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.Lev
 func serve(ctx context.Context, c config, getenv func(string) string, stdout, stderr io.Writer) error {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevels[c.logLevel]}))
 	c.Logger = log
+	c.Stdout = stdout // --access-log stdout
 	st, err := store.Open(ctx, c.DB)
 	if err != nil {
 		return fmt.Errorf("open database %s (--db): %w", c.DB, err)
