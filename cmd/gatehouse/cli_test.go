@@ -167,6 +167,29 @@ func TestParseConfig(t *testing.T) {
 				t.Errorf("%q", c.logLevel)
 			}
 		}},
+		{name: "observability defaults off", env: env(), check: func(t *testing.T, c config) {
+			if c.AccessLog != "off" || c.OTLPEndpoint != "" {
+				t.Errorf("access log %q, otlp %q", c.AccessLog, c.OTLPEndpoint)
+			}
+		}},
+		{name: "access log file and otlp endpoint", args: []string{"--access-log", filepath.Join(dir, "access.log")},
+			env: env("GATEHOUSE_OTLP_ENDPOINT", "http://127.0.0.1:4318"), check: func(t *testing.T, c config) {
+				if c.AccessLog != filepath.Join(dir, "access.log") || c.OTLPEndpoint != "http://127.0.0.1:4318" {
+					t.Errorf("access log %q, otlp %q", c.AccessLog, c.OTLPEndpoint)
+				}
+			}},
+		{name: "access log stdout", env: env("GATEHOUSE_ACCESS_LOG", "stdout"), check: func(t *testing.T, c config) {
+			if c.AccessLog != "stdout" {
+				t.Errorf("%q", c.AccessLog)
+			}
+		}},
+		{name: "access log in a missing folder", args: []string{"--access-log", filepath.Join(dir, "nope", "a.log")}, env: env(),
+			wantErr: "--access-log"},
+		{name: "access log is a folder", args: []string{"--access-log", dir}, env: env(), wantErr: "--access-log"},
+		{name: "otlp endpoint not a URL", env: env("GATEHOUSE_OTLP_ENDPOINT", "127.0.0.1:4318"),
+			wantErr: "GATEHOUSE_OTLP_ENDPOINT (--otlp-endpoint)"},
+		{name: "otlp endpoint with a bad port", args: []string{"--otlp-endpoint", "http://127.0.0.1:99999"}, env: env(),
+			wantErr: "--otlp-endpoint"},
 		{name: "help", args: []string{"--help"}, env: env(), wantErr: "help requested"},
 
 		{name: "unknown flag", args: []string{"--nope"}, env: env(), wantErr: "unknown flag --nope"},
