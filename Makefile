@@ -32,6 +32,7 @@ bench: build
 	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -o bin/noop.wasm ./plugins/testdata/guests/noop
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 20000x ./server/auth ./server/quota ./plugins
 	$(GO) test -run '^$$' -bench Gateway -benchmem -benchtime 5000x ./server
+	$(GO) test -run '^$$' -bench Observability -benchtime 20000x ./server
 	$(GO) test -run '^$$' -bench Get -benchtime 1000000x ./server/keys
 	$(GO) test -run '^$$' -bench IndexMemory -benchtime 1x ./server/keys
 	./bin/gatehouse-bench --gatehouse ./$(BIN) --plugin bin/noop.wasm --out bin/bench-report.md

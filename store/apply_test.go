@@ -261,3 +261,20 @@ func TestApplyPluginWithoutWasmKeepsModule(t *testing.T) {
 		t.Fatalf("plugin = %+v", p)
 	}
 }
+
+func TestApplyNewKeyWithoutSecretGetsOne(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	seedGroups(t, s, "g")
+	doc := export(t, s)
+	k := gatehouse.DefaultAPIKey()
+	k.ClientID, k.AuthorizedEntities = "fresh", []string{"group_g"}
+	doc.APIKeys = []gatehouse.APIKey{k}
+	res, err := s.Apply(ctx, &doc, ApplyOptions{})
+	must(t, err)
+	got, err := s.GetAPIKey(ctx, "fresh")
+	must(t, err)
+	if !slices.Equal(res.Created, []string{"apikey/fresh"}) || len(got.ClientSecret) != 64 {
+		t.Fatalf("apply = %+v, key = %+v: want a generated 64-character secret", res, got)
+	}
+}
