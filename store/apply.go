@@ -126,16 +126,12 @@ func checkDocument(doc *gatehouse.Document, prune bool) error {
 	for i := range doc.Groups {
 		g := &doc.Groups[i]
 		err := func() error {
-			if g.ID == "" {
-				return gatehouse.Invalid("id", "must not be empty: an apply matches entities by id")
-			}
 			if g.ID == gatehouse.AdminGroupID {
 				return gatehouse.Invalid("id", "%q is built in: leave it out of the document", g.ID)
 			}
-			if groups[g.ID] {
-				return gatehouse.Invalid("id", "appears more than once in the document")
+			if err := matchID(groups, "id", g.ID); err != nil {
+				return err
 			}
-			groups[g.ID] = true
 			return g.Validate()
 		}()
 		if err != nil {
@@ -146,13 +142,9 @@ func checkDocument(doc *gatehouse.Document, prune bool) error {
 	for i := range doc.Plugins {
 		p := &doc.Plugins[i]
 		err := func() error {
-			if p.ID == "" {
-				return gatehouse.Invalid("id", "must not be empty: an apply matches entities by id")
+			if err := matchID(plugins, "id", p.ID); err != nil {
+				return err
 			}
-			if plugins[p.ID] {
-				return gatehouse.Invalid("id", "appears more than once in the document")
-			}
-			plugins[p.ID] = true
 			meta := p.Plugin()
 			if err := meta.Validate(); err != nil {
 				return err
@@ -179,13 +171,9 @@ func checkDocument(doc *gatehouse.Document, prune bool) error {
 	for i := range doc.Services {
 		sv := &doc.Services[i]
 		err := func() error {
-			if sv.ID == "" {
-				return gatehouse.Invalid("id", "must not be empty: an apply matches entities by id")
+			if err := matchID(services, "id", sv.ID); err != nil {
+				return err
 			}
-			if services[sv.ID] {
-				return gatehouse.Invalid("id", "appears more than once in the document")
-			}
-			services[sv.ID] = true
 			sv.FillDefaults()
 			if err := sv.Validate(); err != nil {
 				return err
@@ -211,13 +199,9 @@ func checkDocument(doc *gatehouse.Document, prune bool) error {
 	for i := range doc.APIKeys {
 		k := &doc.APIKeys[i]
 		err := func() error {
-			if k.ClientID == "" {
-				return gatehouse.Invalid("clientId", "must not be empty: an apply matches entities by id")
+			if err := matchID(keys, "clientId", k.ClientID); err != nil {
+				return err
 			}
-			if keys[k.ClientID] {
-				return gatehouse.Invalid("clientId", "appears more than once in the document")
-			}
-			keys[k.ClientID] = true
 			// The secret may be absent (kept, or generated): check the rest.
 			probe := *k
 			if probe.ClientSecret == "" {
@@ -247,6 +231,19 @@ func checkDocument(doc *gatehouse.Document, prune bool) error {
 			return entityErr(err, "apikeys", i, gatehouse.KindAPIKey, k.ClientID)
 		}
 	}
+	return nil
+}
+
+// matchID wants a document entity's id present (an apply matches entities
+// by id) and not seen before in its list.
+func matchID(seen map[string]bool, field, id string) error {
+	if id == "" {
+		return gatehouse.Invalid(field, "must not be empty: an apply matches entities by id")
+	}
+	if seen[id] {
+		return gatehouse.Invalid(field, "appears more than once in the document")
+	}
+	seen[id] = true
 	return nil
 }
 
