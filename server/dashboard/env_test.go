@@ -55,6 +55,11 @@ func (b *testBackend) CheckWasm(_ context.Context, wasm []byte) error {
 	return nil
 }
 
+// Apply is the store's: the admin API's POST /api/apply.
+func (b *testBackend) Apply(ctx context.Context, doc *gatehouse.Document, dryRun, prune bool) (gatehouse.ApplyResult, error) {
+	return b.Store.Apply(ctx, doc, store.ApplyOptions{DryRun: dryRun, Prune: prune})
+}
+
 type clock struct {
 	mu sync.Mutex
 	t  time.Time
