@@ -26,7 +26,7 @@ import (
 type Gateway struct {
 	routes  *atomic.Pointer[route.Table]
 	keys    *keys.Index
-	quotas  *quota.Manager
+	quotas  Quotas
 	trusted []netip.Prefix
 	now     func() time.Time
 	log     *slog.Logger
@@ -94,7 +94,7 @@ type GatewayConfig struct {
 	Logger          *slog.Logger
 }
 
-func newGateway(cfg GatewayConfig, routes *atomic.Pointer[route.Table], ix *keys.Index, q *quota.Manager, m *metrics) *Gateway {
+func newGateway(cfg GatewayConfig, routes *atomic.Pointer[route.Table], ix *keys.Index, q Quotas, m *metrics) *Gateway {
 	g := &Gateway{
 		routes:     routes,
 		keys:       ix,

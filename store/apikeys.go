@@ -430,7 +430,11 @@ func (s *Store) CountAPIKeys(ctx context.Context) (int, error) {
 // AuthorizedEntities slice is fresh each call, and equal entity strings are
 // shared between keys to keep a million keys small in memory.
 func (s *Store) ScanKeyAuth(ctx context.Context, fn func(k *gatehouse.APIKey) error) error {
-	rows, err := s.r.QueryContext(ctx, `SELECT client_id, client_secret, enabled, allow_client_id_only, read_only,
+	return scanKeyAuth(ctx, s.r, fn)
+}
+
+func scanKeyAuth(ctx context.Context, q querier, fn func(k *gatehouse.APIKey) error) error {
+	rows, err := q.QueryContext(ctx, `SELECT client_id, client_secret, enabled, allow_client_id_only, read_only,
 		throttling_quota, daily_quota, monthly_quota, valid_until, authorized_entities FROM apikeys`)
 	if err != nil {
 		return fmt.Errorf("scan apikeys: %w", err)

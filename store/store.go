@@ -116,7 +116,8 @@ func (s *Store) SetFollower(f Follower) {
 // txn is a write transaction that records the changes it makes.
 type txn struct {
 	*sql.Tx
-	changes []gatehouse.Change
+	changes    []gatehouse.Change
+	replicated []ReplicaRevision // a cluster worker's write: the leader's revisions (replica.go)
 }
 
 // changed records that the write touches the entity kind/id.
@@ -143,8 +144,12 @@ func (s *Store) write(ctx context.Context, fn func(tx *txn) error) error {
 	}
 	var rev int64
 	var install func()
-	if len(t.changes) > 0 {
-		if rev, err = s.logChanges(ctx, t); err != nil {
+	if len(t.changes) > 0 || len(t.replicated) > 0 {
+		log := s.logChanges
+		if len(t.replicated) > 0 {
+			log = s.logReplicated
+		}
+		if rev, err = log(ctx, t); err != nil {
 			return storageErr(err)
 		}
 		if install, err = s.prepare(ctx, tx, rev); err != nil {

@@ -32,6 +32,11 @@ func (v *View) PluginWasm(ctx context.Context, id string) ([]byte, error) {
 	return pluginWasm(ctx, v.q, id)
 }
 
+// ScanKeyAuth calls fn with every key as Store.ScanKeyAuth does.
+func (v *View) ScanKeyAuth(ctx context.Context, fn func(k *gatehouse.APIKey) error) error {
+	return scanKeyAuth(ctx, v.q, fn)
+}
+
 // Read runs fn with a View of one consistent snapshot of the committed state.
 func (s *Store) Read(ctx context.Context, fn func(v *View) error) error {
 	return s.read(ctx, func(tx *sql.Tx) error { return fn(&View{q: tx}) })

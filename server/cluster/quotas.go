@@ -90,6 +90,7 @@ type Quotas struct {
 	stop              chan struct{}
 	done              sync.WaitGroup
 	closeOnce         sync.Once
+	clientOnce        sync.Once
 	connectedCallback func(bool)
 }
 
@@ -219,10 +220,18 @@ func (q *Quotas) LiveNodes() int64 { return max(q.live.Load(), 1) }
 // OnRedisChange, when set before serving, is told when Redis is lost or back.
 func (q *Quotas) OnRedisChange(fn func(up bool)) { q.connectedCallback = fn }
 
-// Close gives back every unused reservation, reports what is unreported,
-// leaves the live nodes and closes the client. ctx bounds it.
+// Close releases (see Release) and closes the Redis client.
 func (q *Quotas) Close(ctx context.Context) error {
+	q.Release(ctx)
 	var err error
+	q.clientOnce.Do(func() { err = q.rdb.Close() })
+	return err
+}
+
+// Release stops the loops, gives back every unused reservation, reports
+// what is unreported and leaves the live nodes; ctx bounds it. Calls made
+// after it are served from Redis directly, without the background.
+func (q *Quotas) Release(ctx context.Context) {
 	q.closeOnce.Do(func() {
 		close(q.stop)
 		q.done.Wait()
@@ -254,9 +263,7 @@ func (q *Quotas) Close(ctx context.Context) error {
 		if q.up.Load() {
 			q.heartbeat(true)
 		}
-		err = q.rdb.Close()
 	})
-	return err
 }
 
 func (q *Quotas) get(id string) *state {
