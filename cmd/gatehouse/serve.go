@@ -27,12 +27,15 @@ func serve(ctx context.Context, c config, getenv func(string) string, stdout, st
 	}
 	defer st.Close()
 
-	boot, err := bootstrap(ctx, st, getenv)
-	if err != nil {
-		return err
-	}
-	if boot != nil {
-		boot.print(stdout)
+	// A worker's configuration, credentials included, is its leader's.
+	if c.Role != server.RoleWorker {
+		boot, err := bootstrap(ctx, st, getenv)
+		if err != nil {
+			return err
+		}
+		if boot != nil {
+			boot.print(stdout)
+		}
 	}
 
 	var demo *demoSetup
@@ -53,6 +56,11 @@ func serve(ctx context.Context, c config, getenv func(string) string, stdout, st
 	}
 	return srv.Run(ctx, func(proxy, admin net.Addr) {
 		log.Info("gatehouse listening", "proxy", proxy.String(), "admin", admin.String(), "db", c.DB, "version", version)
+		if c.Role == server.RoleWorker {
+			fmt.Fprintf(stdout, "Gatehouse %s, worker %s of %s\n  gateway:   %s\n  health:    %s/health\n", version,
+				c.Cluster.NodeName, c.Cluster.Leader, baseURL(proxy, c.ProxyTLSCert != ""), baseURL(admin, false))
+			return
+		}
 		fmt.Fprintf(stdout, "Gatehouse %s\n  gateway:   %s\n  dashboard: %s (user admin)\n", version,
 			baseURL(proxy, c.ProxyTLSCert != ""), baseURL(admin, false))
 		if demo != nil {
