@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,7 +26,7 @@ const testClusterToken = "a-cluster-token-of-at-least-32-characters"
 
 // clusterNode is one gateway process of a cluster test, in-process.
 type clusterNode struct {
-	t            *testing.T
+	t            testing.TB
 	name, role   string
 	db           string
 	adminAddr    string // fixed, so a restarted leader is where workers look
@@ -34,7 +36,15 @@ type clusterNode struct {
 	stop         func() error
 }
 
-func freeAddr(t *testing.T) string {
+// testLogger discards the nodes' logs unless GATEHOUSE_TEST_LOG is set.
+func testLogger() *slog.Logger {
+	if os.Getenv("GATEHOUSE_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+func freeAddr(t testing.TB) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -44,6 +54,10 @@ func freeAddr(t *testing.T) string {
 }
 
 func newClusterNode(t *testing.T, name, role, redisURL, leader string) *clusterNode {
+	return newClusterNodeTB(t, name, role, redisURL, leader)
+}
+
+func newClusterNodeTB(t testing.TB, name, role, redisURL, leader string) *clusterNode {
 	n := &clusterNode{t: t, name: name, role: role, db: filepath.Join(t.TempDir(), name+".db"), adminAddr: freeAddr(t)}
 	n.start(redisURL, leader)
 	return n
@@ -63,7 +77,7 @@ func (n *clusterNode) start(redisURL, leader string) {
 		UpstreamTimeout: 5 * time.Second,
 		ShutdownTimeout: 5 * time.Second,
 		WasmCache:       filepath.Join(filepath.Dir(n.db), "wasm-cache"),
-		Logger:          slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger:          testLogger(),
 		ProxyAddr:       "127.0.0.1:0",
 		AdminAddr:       n.adminAddr,
 		Role:            n.role,
@@ -135,7 +149,7 @@ func (n *clusterNode) call(id, secret string) int {
 	return resp.StatusCode
 }
 
-func waitUntil(t *testing.T, what string, cond func() bool) {
+func waitUntil(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
@@ -147,7 +161,7 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 }
 
 // seedLeader writes the admin key, a group, a service and a key on the leader.
-func seedLeader(t *testing.T, leader *clusterNode, up *upstream, daily int64) {
+func seedLeader(t testing.TB, leader *clusterNode, up *upstream, daily int64) {
 	ctx := context.Background()
 	for _, g := range []string{gatehouse.AdminGroupID, "g"} {
 		grp := gatehouse.Group{ID: g, Name: g}
@@ -345,4 +359,41 @@ func TestClusterWorkerAloneOnItsFileThenCatchesUp(t *testing.T) {
 	leader.start(r.URL, "")
 	waitUntil(t, "the worker serving the missed key", func() bool { return w.call("missed", "missed-secret") == 200 })
 	waitUntil(t, "the worker connected again", func() bool { return w.health(t)["leader"] == "connected" })
+}
+
+// BenchmarkClusterSnapshot1M measures how long a fresh worker takes to load
+// and serve a leader's snapshot of 1,000,000 keys (contract: at most 10 s).
+// Run with: go test -run '^$' -bench ClusterSnapshot1M -benchtime 1x ./server/
+func BenchmarkClusterSnapshot1M(b *testing.B) {
+	for range b.N {
+		b.StopTimer()
+		r := clustertest.StartRedis(b)
+		up := newUpstream(b)
+		leader := newClusterNodeTB(b, "leader", RoleLeader, r.URL, "")
+		seedLeader(b, leader, up, 1000)
+		batch := make([]gatehouse.APIKey, 0, 10_000)
+		n := 1_000_000
+		if v, err := strconv.Atoi(os.Getenv("GATEHOUSE_SNAPSHOT_KEYS")); err == nil {
+			n = v // a smaller run, to try it out
+		}
+		for i := range n {
+			batch = append(batch, newKey(fmt.Sprintf("key-%07d", i), "secret", withGroupKey("g")))
+			if len(batch) == cap(batch) {
+				if err := leader.st.CreateAPIKeys(context.Background(), batch); err != nil {
+					b.Fatal(err)
+				}
+				batch = batch[:0]
+			}
+		}
+		b.StartTimer()
+		start := time.Now()
+		w := newClusterNodeTB(b, "w", RoleWorker, r.URL, leader.url())
+		waitUntil(b, "the worker at the leader's revision", func() bool {
+			return w.srv.Revision() == leader.srv.Revision() && w.srv.keys.Len() == leader.srv.keys.Len()
+		})
+		b.ReportMetric(time.Since(start).Seconds(), "s/snapshot")
+		b.StopTimer()
+		w.stop()
+		leader.stop()
+	}
 }

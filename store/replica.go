@@ -238,6 +238,7 @@ type replicaWriter struct {
 	tx                                          *txn
 	key, keyEnt, keyEntDel, group, service, plg *sql.Stmt
 	seq                                         map[string]int64
+	empty                                       bool // the tables were emptied: nothing to replace
 }
 
 func newReplicaWriter(ctx context.Context, tx *txn) (*replicaWriter, error) {
@@ -328,8 +329,10 @@ func (w *replicaWriter) put(ctx context.Context, e *ReplicaEntity) error {
 		if _, err = w.key.ExecContext(ctx, args...); err != nil {
 			break
 		}
-		if _, err = w.keyEntDel.ExecContext(ctx, e.ID); err != nil {
-			break
+		if !w.empty {
+			if _, err = w.keyEntDel.ExecContext(ctx, e.ID); err != nil {
+				break
+			}
 		}
 		err = writeEntities(ctx, w.keyEnt, e.ID, row.entities)
 	default:
@@ -411,28 +414,45 @@ func (s *Store) ApplyReplicated(ctx context.Context, revs []ReplicaRevision, ent
 }
 
 // ApplySnapshot replaces this file's configuration with the leader's at
-// revision rev, reading the entities from next until it answers false, in
-// one transaction. What the file has and the snapshot does not is deleted;
+// revision rev, reading the entities from next until it answers nil, in
+// one transaction. What the file had and the snapshot does not is deleted;
 // the revision carries a KindSnapshot change, so the follower reloads all.
 func (s *Store) ApplySnapshot(ctx context.Context, rev int64, next func() (*ReplicaEntity, error)) error {
 	return s.write(ctx, func(tx *txn) error {
+		tables := []struct{ kind, table, col string }{
+			{gatehouse.KindAPIKey, "apikeys", "client_id"}, {gatehouse.KindService, "services", "id"},
+			{gatehouse.KindPlugin, "plugins", "id"}, {gatehouse.KindGroup, "groups", "id"},
+		}
+		// What the file has now, to tell the follower what is gone; then
+		// the tables are emptied and filled with plain inserts.
+		old := map[[2]string]bool{}
+		for _, t := range tables {
+			rows, err := tx.QueryContext(ctx, "SELECT "+t.col+" FROM "+t.table)
+			if err != nil {
+				return fmt.Errorf("snapshot: %w", err)
+			}
+			for rows.Next() {
+				var id string
+				if err := rows.Scan(&id); err != nil {
+					rows.Close()
+					return fmt.Errorf("snapshot: %w", err)
+				}
+				old[[2]string{t.kind, id}] = true
+			}
+			rows.Close()
+		}
 		w, err := newReplicaWriter(ctx, tx)
 		if err != nil {
 			return err
 		}
 		defer w.Close()
-		if _, err := tx.ExecContext(ctx, "CREATE TEMP TABLE IF NOT EXISTS snapshot_ids (kind TEXT, id TEXT, PRIMARY KEY (kind, id)) WITHOUT ROWID"); err != nil {
-			return fmt.Errorf("snapshot: %w", err)
+		w.empty = true
+		for _, q := range []string{"DELETE FROM apikey_entities", "DELETE FROM apikeys", "DELETE FROM services",
+			"DELETE FROM plugins", "DELETE FROM groups"} {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("snapshot: %w", err)
+			}
 		}
-		defer tx.ExecContext(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS temp.snapshot_ids") //nolint:errcheck // a temp table of this connection
-		if _, err := tx.ExecContext(ctx, "DELETE FROM temp.snapshot_ids"); err != nil {
-			return fmt.Errorf("snapshot: %w", err)
-		}
-		mark, err := tx.PrepareContext(ctx, "INSERT OR IGNORE INTO temp.snapshot_ids (kind, id) VALUES (?, ?)")
-		if err != nil {
-			return fmt.Errorf("snapshot: %w", err)
-		}
-		defer mark.Close()
 		for {
 			e, err := next()
 			if err != nil {
@@ -444,38 +464,15 @@ func (s *Store) ApplySnapshot(ctx context.Context, rev int64, next func() (*Repl
 			if err := w.put(ctx, e); err != nil {
 				return err
 			}
-			if _, err := mark.ExecContext(ctx, e.Kind, e.ID); err != nil {
-				return fmt.Errorf("snapshot: %w", err)
-			}
+			delete(old, [2]string{e.Kind, e.ID})
 		}
-		// What the leader no longer has, keys first.
-		for _, t := range []struct{ kind, table, col string }{
-			{gatehouse.KindAPIKey, "apikeys", "client_id"}, {gatehouse.KindService, "services", "id"},
-			{gatehouse.KindPlugin, "plugins", "id"}, {gatehouse.KindGroup, "groups", "id"},
-		} {
-			rows, err := tx.QueryContext(ctx, "SELECT "+t.col+" FROM "+t.table+" WHERE "+t.col+
-				" NOT IN (SELECT id FROM temp.snapshot_ids WHERE kind = ?)", t.kind)
-			if err != nil {
-				return fmt.Errorf("snapshot: %w", err)
+		for k := range old {
+			if err := w.delete(ctx, k[0], k[1]); err != nil {
+				return err
 			}
-			var gone []string
-			for rows.Next() {
-				var id string
-				if err := rows.Scan(&id); err != nil {
-					rows.Close()
-					return fmt.Errorf("snapshot: %w", err)
-				}
-				gone = append(gone, id)
-			}
-			rows.Close()
-			for _, id := range gone {
-				if err := w.delete(ctx, t.kind, id); err != nil {
-					return err
-				}
-				tx.changed(t.kind, id, gatehouse.OpDelete)
-			}
+			tx.changed(k[0], k[1], gatehouse.OpDelete)
 		}
-		// The file's own log after rev is not the leader's: it goes.
+		// The file's own log from rev on is not the leader's: it goes.
 		for _, q := range []string{"DELETE FROM changes WHERE revision >= ?", "DELETE FROM revisions WHERE revision >= ?"} {
 			if _, err := tx.ExecContext(ctx, q, rev); err != nil {
 				return fmt.Errorf("snapshot: %w", err)

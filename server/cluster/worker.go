@@ -231,25 +231,59 @@ func (r *Replica) snapshot(ctx context.Context) error {
 		return fmt.Errorf("read snapshot: %w", err)
 	}
 	start := time.Now()
+	// Lines are decoded on their own goroutine while the transaction
+	// writes the ones before: decoding and SQLite take as long as each other.
+	type item struct {
+		e   *store.ReplicaEntity
+		end bool
+		err error
+	}
+	items := make(chan item, 4096)
+	dctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		defer close(items)
+		for {
+			var line struct {
+				store.ReplicaEntity
+				End bool `json:"end"`
+			}
+			it := item{}
+			if err := dec.Decode(&line); err != nil {
+				if errors.Is(err, io.EOF) {
+					err = io.ErrUnexpectedEOF // no end line: cut short
+				}
+				it.err = fmt.Errorf("read snapshot: %w", err)
+			} else if line.End {
+				it.end = true
+			} else {
+				it.e = &line.ReplicaEntity
+			}
+			select {
+			case items <- it:
+			case <-dctx.Done():
+				return
+			}
+			if it.err != nil || it.end {
+				return
+			}
+		}
+	}()
 	n := 0
 	ended := false
 	err = r.cfg.Store.ApplySnapshot(ctx, head.Revision, func() (*store.ReplicaEntity, error) {
-		var line struct {
-			store.ReplicaEntity
-			End bool `json:"end"`
-		}
-		if err := dec.Decode(&line); err != nil {
-			if errors.Is(err, io.EOF) {
-				err = io.ErrUnexpectedEOF // no end line: cut short
-			}
-			return nil, fmt.Errorf("read snapshot: %w", err)
-		}
-		if line.End {
+		it, ok := <-items
+		switch {
+		case !ok:
+			return nil, errors.New("read snapshot: cut short")
+		case it.err != nil:
+			return nil, it.err
+		case it.end:
 			ended = true
 			return nil, nil
 		}
 		n++
-		return &line.ReplicaEntity, nil
+		return it.e, nil
 	})
 	if err != nil {
 		return err
