@@ -366,18 +366,31 @@ func (st *state) throttle(n, live int64, now int64, commit bool) (ok bool, wait,
 	tat := math.Max(st.tat, float64(now))
 	next := tat + e
 	if ahead := next - float64(now); ahead > burst {
-		return false, int64(ahead - burst + 1), int64(math.Max((burst-(tat-float64(now)))/e, 0))
+		return false, int64(ahead - burst + 1), min(n, int64(math.Max((burst-(tat-float64(now)))/e, 0))*live)
 	}
 	if commit {
 		st.tat = next
 	}
-	return true, 0, int64(math.Max((burst-(next-float64(now)))/e, 0))
+	// What is left is shown for the cluster: this node's share times the nodes.
+	return true, 0, min(n, int64(math.Max((burst-(next-float64(now)))/e, 0))*live)
 }
 
 // want sizes the next slice: Window's worth of the key's recent rate here.
 func (q *Quotas) want(st *state) int64 {
 	rate := max(st.winCalls, st.prevCalls) // calls in a second
 	return max(1, int64(math.Ceil(float64(rate)*q.cfg.Window.Seconds())))
+}
+
+// prefetch is how much to reserve before the slice runs out: nothing while
+// it holds more than half a slice, and nothing near the limit, where a
+// slice taken ahead could leave another node refusing calls while this one
+// holds them: there each call reserves its own.
+func (q *Quotas) prefetch(st *state) int64 {
+	want := q.want(st)
+	if st.held > want/2 || min(st.remD, st.remM) < 4*want*q.LiveNodes() {
+		return 0
+	}
+	return want
 }
 
 func (st *state) count(now int64) {
@@ -468,8 +481,8 @@ func (q *Quotas) Take(clientID string, l quota.Limits) quota.Decision {
 	d.Allowed = true
 	d.DailyRemaining, d.MonthlyRemaining = st.remaining()
 	// Refill before the slice runs out, so the next calls do not wait.
-	if st.refill == nil && q.up.Load() && !st.exhausted && st.held <= q.want(st)/2 {
-		q.startCall(st, q.want(st), false)
+	if want := q.prefetch(st); want > 0 && st.refill == nil && q.up.Load() && !st.exhausted {
+		q.startCall(st, want, false)
 	}
 	return d
 }
@@ -841,8 +854,8 @@ func (q *Quotas) syncLoop() {
 				q.startCall(st, 0, true)
 			case st.used > 0 || st.owed > 0 || len(st.pend) > 0 || now < st.watchUntil:
 				want := int64(0)
-				if !idle && st.held <= q.want(st)/2 {
-					want = q.want(st)
+				if !idle {
+					want = q.prefetch(st)
 				}
 				q.startCall(st, want, false)
 			case st.exhausted && !idle:

@@ -238,3 +238,25 @@ func TestThrottlingSharedByLiveNodes(t *testing.T) {
 }
 
 func testCounter(c prometheus.Counter) float64 { return testutil.ToFloat64(c) }
+
+func TestSequentialCallsRoundTheNodesGetExactlyN(t *testing.T) {
+	r := clustertest.StartRedis(t)
+	nodes := []*Quotas{newNode(t, r.URL, "a", true, nil), newNode(t, r.URL, "b", false, nil), newNode(t, r.URL, "c", false, nil)}
+	waitFor(t, "three live nodes", func() bool {
+		for _, q := range nodes {
+			q.heartbeat(false)
+		}
+		return nodes[0].LiveNodes() == 3 && nodes[1].LiveNodes() == 3 && nodes[2].LiveNodes() == 3
+	})
+	l := quota.Limits{Throttling: 10_000_000, Daily: 20, Monthly: 10_000_000}
+	for i := range 20 {
+		if d := nodes[i%3].Take("k", l); !d.Allowed {
+			t.Fatalf("call %d of 20 through node %d refused: %+v", i+1, i%3, d)
+		}
+	}
+	for i := range 3 {
+		if d := nodes[i].Take("k", l); d.Allowed || d.Reason != quota.Daily {
+			t.Fatalf("call 21 through node %d: %+v, want a daily refusal", i, d)
+		}
+	}
+}
