@@ -4,10 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"encoding/pem"
 	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -30,6 +35,7 @@ type clusterNode struct {
 	name, role   string
 	db           string
 	adminAddr    string // fixed, so a restarted leader is where workers look
+	caFile       string // a worker's --leader-ca
 	st           *store.Store
 	srv          *Server
 	proxy, admin string
@@ -81,7 +87,7 @@ func (n *clusterNode) start(redisURL, leader string) {
 		ProxyAddr:       "127.0.0.1:0",
 		AdminAddr:       n.adminAddr,
 		Role:            n.role,
-		Cluster: ClusterConfig{Redis: redisURL, Leader: leader, Token: testClusterToken, NodeName: n.name,
+		Cluster: ClusterConfig{Redis: redisURL, Leader: leader, LeaderCA: n.caFile, Token: testClusterToken, NodeName: n.name,
 			RedisTimeout: 2 * time.Second},
 	}
 	srv, err := New(ctx, cfg, st)
@@ -395,5 +401,79 @@ func BenchmarkClusterSnapshot1M(b *testing.B) {
 		b.StopTimer()
 		w.stop()
 		leader.stop()
+	}
+}
+
+func TestClusterWorkerTakesASnapshotWhenTheLeaderLacksItsChanges(t *testing.T) {
+	r := clustertest.StartRedis(t)
+	up := newUpstream(t)
+	a := newClusterNode(t, "leader", RoleLeader, r.URL, "")
+	seedLeader(t, a, up, 1000)
+	ctx := context.Background()
+	for i := range 5 { // more revisions than the next leader will have
+		k := newKey(fmt.Sprintf("extra-%d", i), "s", withGroupKey("g"))
+		if err := a.st.CreateAPIKey(ctx, &k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := newClusterNode(t, "w", RoleWorker, r.URL, a.url())
+	waitUntil(t, "the worker at the first leader's revision", func() bool { return w.srv.Revision() == a.srv.Revision() })
+	if code := w.call("racer", "racer-secret"); code != 200 {
+		t.Fatalf("racer through the worker: %d", code)
+	}
+	if err := a.stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Another leader, on a new file, where the first one was.
+	b := &clusterNode{t: t, name: "leader-b", role: RoleLeader, db: filepath.Join(t.TempDir(), "b.db"), adminAddr: a.adminAddr}
+	b.start(r.URL, "")
+	seedLeader(t, b, up, 1000)
+	k := newKey("other", "other-secret", withGroupKey("g"))
+	if err := b.st.CreateAPIKey(ctx, &k); err != nil {
+		t.Fatal(err)
+	}
+	if b.srv.Revision() >= w.srv.Revision() {
+		t.Fatalf("the new leader is at %d, the worker at %d: no gap to test", b.srv.Revision(), w.srv.Revision())
+	}
+	waitUntil(t, "the worker serving the new leader's key", func() bool { return w.call("other", "other-secret") == 200 })
+	if w.srv.Revision() != b.srv.Revision() {
+		t.Fatalf("worker at revision %d after the snapshot, leader at %d", w.srv.Revision(), b.srv.Revision())
+	}
+	if code := w.call("extra-1", "s"); code != 401 {
+		t.Fatalf("a key only the first leader had: %d after the snapshot, want 401", code)
+	}
+}
+
+func TestClusterHTTPSLeaderIsVerified(t *testing.T) {
+	r := clustertest.StartRedis(t)
+	up := newUpstream(t)
+	leader := newClusterNode(t, "leader", RoleLeader, r.URL, "")
+	seedLeader(t, leader, up, 1000)
+	// The leader behind a TLS proxy, whose certificate only the CA file vouches for.
+	target, _ := url.Parse("http://" + leader.admin)
+	var handshakeErrs syncBuffer
+	ts := httptest.NewUnstartedServer(httputil.NewSingleHostReverseProxy(target))
+	ts.Config.ErrorLog = log.New(&handshakeErrs, "", 0)
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ts.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	trusting := &clusterNode{t: t, name: "trusting", role: RoleWorker, db: filepath.Join(t.TempDir(), "t.db"), adminAddr: freeAddr(t)}
+	trusting.caFile = ca
+	trusting.start(r.URL, ts.URL)
+	waitUntil(t, "the worker with --leader-ca serving the leader's key", func() bool {
+		return trusting.ready() && trusting.call("racer", "racer-secret") == 200
+	})
+
+	doubting := newClusterNode(t, "doubting", RoleWorker, r.URL, ts.URL)
+	waitUntil(t, "the worker without the CA refused by the TLS handshake", func() bool {
+		return strings.Contains(handshakeErrs.String(), "TLS handshake error")
+	})
+	if doubting.ready() || doubting.health(t)["leader"] != "unreachable" {
+		t.Fatalf("a worker that cannot verify its https leader: ready %v, health %v", doubting.ready(), doubting.health(t))
 	}
 }

@@ -152,7 +152,7 @@ func (s *Store) write(ctx context.Context, fn func(tx *txn) error) error {
 		if rev, err = log(ctx, t); err != nil {
 			return storageErr(err)
 		}
-		if install, err = s.prepare(ctx, tx, rev); err != nil {
+		if install, err = s.prepare(ctx, t, rev); err != nil {
 			// Whatever the follower's reason, the write is sound and the
 			// gateway failed it: an internal error (500), never the caller's.
 			return fmt.Errorf("the gateway cannot apply revision %d: %v", rev, err)
@@ -216,16 +216,22 @@ func (s *Store) logChanges(ctx context.Context, t *txn) (int64, error) {
 }
 
 // prepare hands the follower every change after its revision up to rev, as
-// tx sees them; nil without a follower.
-func (s *Store) prepare(ctx context.Context, tx *sql.Tx, rev int64) (func(), error) {
+// tx sees them; nil without a follower. Replicated revisions are handed over
+// even when the follower is past them: a snapshot of a leader whose log is
+// shorter than this file's.
+func (s *Store) prepare(ctx context.Context, tx *txn, rev int64) (func(), error) {
 	if s.follower == nil {
 		return nil, nil
 	}
-	cs, err := changesBetween(ctx, tx, s.follower.Revision(), rev)
+	from := s.follower.Revision()
+	if len(tx.replicated) > 0 {
+		from = min(from, tx.replicated[0].Revision-1)
+	}
+	cs, err := changesBetween(ctx, tx, from, rev)
 	if err != nil {
 		return nil, err
 	}
-	return s.follower.Prepare(ctx, &View{q: tx}, cs)
+	return s.follower.Prepare(ctx, &View{q: tx.Tx}, cs)
 }
 
 // Follow applies the revisions that other processes committed on the file
