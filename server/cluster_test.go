@@ -3,8 +3,8 @@ package server
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"log"
 	"log/slog"
