@@ -270,6 +270,11 @@ func TestClusterLeaderAndTwoWorkers(t *testing.T) {
 			_, body := leader.adminCall("GET", "/api/apikeys/racer/quotas", nil)
 			return strings.Contains(body, fmt.Sprintf(`"currentCallsPerDay":%d,`, n))
 		})
+		day := time.Now().UTC().Format("2006-01-02")
+		waitUntil(t, "every node's calls in the leader's usage history", func() bool {
+			cs, err := leader.st.UsageDays(context.Background(), "racer", day, day)
+			return err == nil && len(cs) == 1 && cs[0].Count == n
+		})
 	})
 
 	t.Run("a reset on the leader reaches every node", func(t *testing.T) {
