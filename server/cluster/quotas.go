@@ -211,6 +211,9 @@ func NewQuotas(cfg QuotaConfig) (*Quotas, error) {
 	return q, nil
 }
 
+// RedisCalls counts the calls this node made to Redis.
+func (q *Quotas) RedisCalls() prometheus.Counter { return q.redisCalls }
+
 // Up reports whether Redis answered the last call.
 func (q *Quotas) Up() bool { return q.up.Load() }
 
