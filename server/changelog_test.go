@@ -5,7 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +22,15 @@ import (
 	"gatehouse/store"
 )
 
+// apiHarness is a gateway with group g and its service api on host api.test.
+func apiHarness(t *testing.T, opts ...harnessOpt) *harness {
+	t.Helper()
+	h := newHarness(t, opts...)
+	h.group("g")
+	h.service(newService("api", "g", "api.test", newUpstream(t)))
+	return h
+}
+
 func withGroupKey(group string) func(*gatehouse.APIKey) {
 	return func(k *gatehouse.APIKey) { k.AuthorizedEntities = []string{gatehouse.GroupEntity(group)} }
 }
@@ -31,10 +43,7 @@ func withGroupKey(group string) func(*gatehouse.APIKey) {
 func TestChangeLogOrdersAnotherWritersChanges(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	h := newHarness(t)
-	up := newUpstream(t)
-	h.group("g")
-	h.service(newService("api", "g", "api.test", up))
+	h := apiHarness(t)
 	h.key(newKey("k", "s", withGroupKey("g")))
 
 	other, err := store.Open(ctx, filepath.Join(h.dir, "gatehouse.db"))
@@ -77,10 +86,7 @@ func TestChangeLogOrdersAnotherWritersChanges(t *testing.T) {
 func TestDeleteRacingUpdates(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	h := newHarness(t)
-	up := newUpstream(t)
-	h.group("g")
-	h.service(newService("api", "g", "api.test", up))
+	h := apiHarness(t)
 	for round := range 30 {
 		id := fmt.Sprintf("k%d", round)
 		h.key(newKey(id, "s", withGroupKey("g")))
@@ -120,10 +126,7 @@ func TestWriteTheGatewayCannotServeIsRolledBack(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	guests(t) // builds the shared compilation cache
-	h := newHarness(t, func(c *Config) { c.WasmCache = wasmCacheDir() })
-	up := newUpstream(t)
-	h.group("g")
-	h.service(newService("api", "g", "api.test", up))
+	h := apiHarness(t, func(c *Config) { c.WasmCache = wasmCacheDir() })
 	before := h.srv.Revision()
 	p := gatehouse.DefaultPlugin()
 	p.ID, p.Name = "broken", "broken"
@@ -147,10 +150,7 @@ func TestWriteTheGatewayCannotServeIsRolledBack(t *testing.T) {
 func TestResetQuotasKeepsHistory(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	h := newHarness(t)
-	up := newUpstream(t)
-	h.group("g")
-	h.service(newService("api", "g", "api.test", up))
+	h := apiHarness(t)
 	h.key(newKey("k", "s", withGroupKey("g"), func(k *gatehouse.APIKey) { k.DailyQuota = 3 }))
 	for range 3 {
 		if r := h.call("GET", "api.test", "/", basic("k", "s")); r.StatusCode != 200 {
@@ -214,6 +214,10 @@ func TestFullDisk(t *testing.T) {
 	h.group("g")
 	h.service(newService("api", "g", "api.test", up))
 	h.key(newKey("k", "s", withGroupKey("g")))
+	h.group(gatehouse.AdminGroupID)
+	h.key(newKey("root", "root-secret", withGroupKey(gatehouse.AdminGroupID)))
+	admin := httptest.NewServer(h.srv.Admin())
+	defer admin.Close()
 
 	filler := fill(t, mnt)
 	const calls = 20
@@ -227,9 +231,17 @@ func TestFullDisk(t *testing.T) {
 			}
 		}
 	}
-	err := h.st.CreateGroup(ctx, &gatehouse.Group{ID: "new", Name: "new"})
-	if !gatehouse.IsStorageFull(err) || gatehouse.KindOf(err).Status() != 507 {
-		t.Fatalf("admin write on a full disk = %v, want storage full (507)", err)
+	req, _ := http.NewRequest("POST", admin.URL+"/api/groups", strings.NewReader(`{"id": "new", "name": "new"}`))
+	req.SetBasicAuth("root", "root-secret")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInsufficientStorage || strings.TrimSpace(string(body)) != `{"error":"storage full"}` {
+		t.Fatalf("admin write on a full disk: %d %s, want 507 storage full", resp.StatusCode, body)
 	}
 	if _, err := h.st.GetGroup(ctx, "new"); gatehouse.KindOf(err) != gatehouse.KindNotFound {
 		t.Fatalf("refused write was stored: %v", err)

@@ -128,7 +128,6 @@ type ClusterNode struct {
 const (
 	maxJSONBody = 1 << 20
 	maxBulkBody = 16 << 20
-	maxBulkKeys = 10_000
 )
 
 // handler is what every route's method does: it writes its answer and
