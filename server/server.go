@@ -246,7 +246,7 @@ func (s *Server) Run(ctx context.Context, ready func(proxy, admin net.Addr)) err
 		proxyLn = tls.NewListener(proxyLn, proxySrv.TLSConfig)
 	}
 	proxyLn = badPathListener{proxyLn}
-	s.proxyURL.Store(gatewayURL(proxyLn.Addr().String(), s.cfg.ProxyTLSCert != ""))
+	s.proxyURL.Store(BaseURL(proxyLn.Addr().String(), s.cfg.ProxyTLSCert != ""))
 	if ready != nil {
 		ready(proxyLn.Addr(), adminLn.Addr())
 	}

@@ -58,7 +58,7 @@ func serve(ctx context.Context, c config, getenv func(string) string, stdout, st
 		log.Info("gatehouse listening", "proxy", proxy.String(), "admin", admin.String(), "db", c.DB, "version", version)
 		if c.Role == server.RoleWorker {
 			fmt.Fprintf(stdout, "Gatehouse %s, worker %s of %s\n  gateway:   %s\n  health:    %s/health\n", version,
-				c.Cluster.NodeName, c.Cluster.Leader, baseURL(proxy, c.ProxyTLSCert != ""), baseURL(admin, false))
+				c.Cluster.NodeName, c.Cluster.Leader, server.BaseURL(proxy.String(), c.ProxyTLSCert != ""), server.BaseURL(admin.String(), false))
 			return
 		}
 		fmt.Fprintf(stdout, "Gatehouse %s\n  gateway:   %s\n  dashboard: %s (user admin)\n", version,
