@@ -8,6 +8,7 @@ import (
 	"gatehouse/server/admin"
 	"gatehouse/server/cluster"
 	"gatehouse/server/quota"
+	"gatehouse/views"
 )
 
 // Roles of a node (contract section 11).
@@ -146,6 +147,15 @@ func (s *Server) health() (string, int64, bool) {
 func (s *Server) links() (string, string) {
 	n := s.self("")
 	return n.Leader, n.Redis
+}
+
+func (s *Server) dashboardNodes() []views.ClusterNode {
+	ns := s.leader.Nodes()
+	out := make([]views.ClusterNode, len(ns))
+	for i, n := range ns {
+		out[i] = views.ClusterNode(n)
+	}
+	return out
 }
 
 func (s *Server) clusterNodes() []admin.ClusterNode {

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/cookiejar"
 	"net/http/httputil"
 	"net/url"
 	"os"
@@ -22,7 +23,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/PuerkitoBio/goquery"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"golang.org/x/crypto/bcrypt"
 
 	"gatehouse"
 	"gatehouse/server/cluster/clustertest"
@@ -316,6 +319,43 @@ func TestClusterLeaderAndTwoWorkers(t *testing.T) {
 				!strings.HasPrefix(e["address"].(string), "http://") || e["lastSeen"].(float64) <= 0 || e["revision"].(float64) <= 0 {
 				t.Fatalf("node %d: %v", i, e)
 			}
+		}
+	})
+
+	t.Run("the dashboard's Cluster page", func(t *testing.T) {
+		hash, err := bcrypt.GenerateFromPassword([]byte("pw-for-the-test"), bcrypt.MinCost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := leader.st.CreateUser(context.Background(), "admin", string(hash)); err != nil {
+			t.Fatal(err)
+		}
+		jar, _ := cookiejar.New(nil)
+		c := &http.Client{Jar: jar}
+		resp, err := c.PostForm("http://"+leader.admin+"/login", url.Values{"username": {"admin"}, "password": {"pw-for-the-test"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		resp, err = c.Get("http://" + leader.admin + "/cluster")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		doc, err := goquery.NewDocumentFromReader(resp.Body)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("GET /cluster: %d %v", resp.StatusCode, err)
+		}
+		var names []string
+		doc.Find(`[data-testid="cluster-node"]`).Each(func(_ int, s *goquery.Selection) {
+			names = append(names, s.Find(`[data-testid="node-name"]`).Text()+"/"+s.Find(`[data-testid="node-role"]`).Text()+
+				"/"+s.Find(`[data-testid="node-redis"]`).Text())
+		})
+		if strings.Join(names, " ") != "leader/leader/connected w1/worker/connected w2/worker/connected" {
+			t.Fatalf("Cluster page rows: %v", names)
+		}
+		if doc.Find(`[data-testid="nav-cluster"]`).Length() != 1 {
+			t.Fatal("no Cluster entry in the leader's sidebar")
 		}
 	})
 

@@ -197,13 +197,17 @@ func (s *Server) adminHandler() http.Handler {
 		return r
 	}
 	admin.Register(r, cfg)
-	dashboard.New(dashboard.Config{
+	dcfg := dashboard.Config{
 		Backend:    backend{s.store, s},
 		Logger:     s.log,
 		GatewayURL: BaseURL(s.cfg.ProxyAddr, s.cfg.ProxyTLSCert != ""),
 		Now:        s.cfg.Now,
 		Location:   s.cfg.Location,
-	}).Register(r)
+	}
+	if s.leader != nil {
+		dcfg.Nodes = s.dashboardNodes
+	}
+	dashboard.New(dcfg).Register(r)
 	return r
 }
 

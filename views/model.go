@@ -24,6 +24,7 @@ type Shell struct {
 	Sidebar []gatehouse.Service // services listed under the search box
 	Service *gatehouse.Service  // the service being viewed: adds its own sidebar entries
 	Flash   string              // confirmation of the write that led here
+	Cluster bool                // a cluster leader: the sidebar links the Cluster page
 }
 
 // Sidebar entries.

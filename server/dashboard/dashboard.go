@@ -102,6 +102,9 @@ type Config struct {
 	Now        func() time.Time
 	Secure     bool           // the admin listener is served over HTTPS: cookies get Secure
 	Location   *time.Location // calendar of daily counters (--timezone); nil means UTC
+	// Nodes, on a cluster leader, lists the nodes for the Cluster page;
+	// nil elsewhere (no page, no sidebar entry).
+	Nodes func() []views.ClusterNode
 }
 
 // Dashboard is the http.Handler of every dashboard route.
@@ -114,6 +117,7 @@ type Dashboard struct {
 	secure  bool
 	limiter *loginLimiter
 	handler http.Handler
+	nodes   func() []views.ClusterNode
 }
 
 var _ http.Handler = (*Dashboard)(nil)
@@ -135,6 +139,7 @@ func New(cfg Config) *Dashboard {
 		loc:     cfg.Location,
 		gateway: strings.TrimRight(cfg.GatewayURL, "/"),
 		secure:  cfg.Secure,
+		nodes:   cfg.Nodes,
 	}
 	if d.log == nil {
 		d.log = slog.Default()
@@ -200,6 +205,12 @@ func New(cfg Config) *Dashboard {
 	app.HandleFunc("POST /plugins/{id}/wasm", d.handlePluginReplace)
 	app.HandleFunc("GET /plugins/{id}/delete", d.handlePluginDeleteConfirm)
 	app.HandleFunc("POST /plugins/{id}/delete", d.handlePluginDelete)
+	if d.nodes != nil {
+		app.HandleFunc("GET /cluster", func(w http.ResponseWriter, r *http.Request) {
+			data := views.ClusterData{Nodes: d.nodes(), Location: d.loc}
+			d.render(w, r, http.StatusOK, views.Shell{Title: "Cluster", Nav: views.NavCluster}, views.ClusterPage(data), nil)
+		})
+	}
 	app.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		d.fail(w, r, gatehouse.NotFound("page not found"))
 	})
@@ -275,6 +286,7 @@ func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, status int, s
 		}
 	} else {
 		shell.User = userFrom(r.Context())
+		shell.Cluster = d.nodes != nil
 		if shell.Sidebar == nil {
 			list, _, err := d.services(r, shell.Search, gatehouse.Page{Page: 1, PageSize: sidebarSize})
 			if err != nil {
