@@ -55,21 +55,12 @@ func testLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-func freeAddr(t testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 func newClusterNode(t *testing.T, name, role, redisURL, leader string) *clusterNode {
 	return newClusterNodeTB(t, name, role, redisURL, leader)
 }
 
 func newClusterNodeTB(t testing.TB, name, role, redisURL, leader string) *clusterNode {
-	n := &clusterNode{t: t, name: name, role: role, db: filepath.Join(t.TempDir(), name+".db"), adminAddr: freeAddr(t)}
+	n := &clusterNode{t: t, name: name, role: role, db: filepath.Join(t.TempDir(), name+".db"), adminAddr: "127.0.0.1:0"}
 	n.start(redisURL, leader)
 	return n
 }
@@ -105,7 +96,8 @@ func (n *clusterNode) start(redisURL, leader string) {
 	go func() { errc <- srv.Run(runCtx, func(p, a net.Addr) { addrs <- [2]string{p.String(), a.String()} }) }()
 	select {
 	case a := <-addrs:
-		n.proxy, n.admin = a[0], a[1]
+		// A restart binds the same admin port: workers find their leader.
+		n.proxy, n.admin, n.adminAddr = a[0], a[1], a[1]
 	case err := <-errc:
 		cancel()
 		t.Fatalf("%s: Run: %v", n.name, err)
@@ -509,7 +501,7 @@ func TestClusterHTTPSLeaderIsVerified(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	trusting := &clusterNode{t: t, name: "trusting", role: RoleWorker, db: filepath.Join(t.TempDir(), "t.db"), adminAddr: freeAddr(t)}
+	trusting := &clusterNode{t: t, name: "trusting", role: RoleWorker, db: filepath.Join(t.TempDir(), "t.db"), adminAddr: "127.0.0.1:0"}
 	trusting.caFile = ca
 	trusting.start(r.URL, ts.URL)
 	waitUntil(t, "the worker with --leader-ca serving the leader's key", func() bool {

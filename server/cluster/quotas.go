@@ -94,6 +94,10 @@ type Quotas struct {
 	connectedCallback func(bool)
 }
 
+// budgetWait is how long a call waits on Redis before it takes from the
+// node's budget instead, when it has one.
+const budgetWait = 20 * time.Millisecond
+
 // maxLimit keeps quotas inside what Lua's doubles count exactly.
 const maxLimit = 1 << 50
 
@@ -115,6 +119,8 @@ type state struct {
 	exhausted  bool  // the last answer granted nothing: nothing left to reserve
 	remD, remM int64 // what was free for slices at the last contact
 	budget     int64 // this node's outage budget at the last contact
+	owedOut    int64 // of the budget: sent in reports not yet acknowledged
+	epoch      int64 // moves when the budget is void (a new period, a reset)
 	callsD     int64 // the cluster's calls of the periods at the last contact
 	callsM     int64
 	limD, limM int64 // the limits of the last call
@@ -129,6 +135,8 @@ type state struct {
 }
 
 type report struct {
+	cap        int64 // what the node may still admit from its budget meanwhile; -1: leave it
+	epoch      int64 // the budget epoch whose owedOut counts its owed
 	seq        int64 // per node and key, so that Redis applies a report once
 	gen        int64
 	day, mon   string
@@ -341,9 +349,10 @@ func (st *state) roll(p periods) {
 	}
 	if st.used > 0 || st.owed > 0 {
 		st.seq++
-		st.pend = append(st.pend, report{seq: st.seq, gen: st.gen, day: st.day, mon: st.mon, used: st.used, owed: st.owed})
+		st.pend = append(st.pend, report{epoch: st.epoch, seq: st.seq, gen: st.gen, day: st.day, mon: st.mon, used: st.used, owed: st.owed})
 	}
-	st.used, st.owed, st.held, st.budget = 0, 0, 0, 0
+	st.used, st.owed, st.held, st.budget, st.owedOut = 0, 0, 0, 0, 0
+	st.epoch++
 	if p.mon != st.mon {
 		st.callsM, st.remM = 0, st.limM
 	}
@@ -450,15 +459,38 @@ func (q *Quotas) Take(clientID string, l quota.Limits) quota.Decision {
 			// Every caller waiting here wants one call of the next slice.
 			st.waiting++
 			ch := q.startCall(st, max(q.want(st), st.waiting), false)
+			canBorrow := st.owed+st.owedOut < st.budget
 			st.mu.Unlock()
-			<-ch
+			slow := false
+			if canBorrow {
+				// The budget is set aside in Redis: a call that finds Redis
+				// slow takes from it rather than wait.
+				t := time.NewTimer(budgetWait)
+				select {
+				case <-ch:
+				case <-t.C:
+					slow = true
+				}
+				t.Stop()
+			} else {
+				<-ch
+			}
 			st.mu.Lock()
 			st.waiting--
+			if slow && st.held == 0 && st.owed+st.owedOut < st.budget {
+				st.owed++
+				break
+			}
+			if slow {
+				st.mu.Unlock()
+				<-ch
+				st.mu.Lock()
+			}
 			continue
 		}
 		// Redis unreachable, or nothing left to reserve: the node's
 		// budget, its share of what was free at the last contact.
-		if st.owed < st.budget {
+		if st.owed+st.owedOut < st.budget {
 			st.owed++
 			break
 		}
@@ -502,7 +534,7 @@ func exhaustedReason(day, month int64) quota.Reason {
 // remaining is what the response headers show: what was free at the last
 // contact plus what this node holds and what is left of its budget.
 func (st *state) remaining() (day, month int64) {
-	mine := st.held + max(st.budget-st.owed, 0)
+	mine := st.held + max(st.budget-st.owed-st.owedOut, 0)
 	return max(st.remD+mine, 0), max(st.remM+mine, 0)
 }
 
@@ -648,24 +680,29 @@ func (q *Quotas) startCall(st *state, want int64, giveBack bool) chan struct{} {
 	st.refill = ch
 	pend := st.pend
 	st.pend = nil
-	cur := report{gen: st.gen, day: st.day, mon: st.mon, used: st.used, owed: st.owed}
+	cur := report{epoch: st.epoch, gen: st.gen, day: st.day, mon: st.mon, used: st.used, owed: st.owed}
 	if cur.used+cur.owed > 0 {
 		st.seq++
 		cur.seq = st.seq
 	}
+	st.owedOut += cur.owed
 	st.used, st.owed = 0, 0
+	cur.cap = max(st.budget-st.owedOut, 0)
 	limD, limM := st.limD, st.limM
 	if giveBack {
-		want = 0
+		// The budget goes back too: nothing is admitted from it meanwhile.
+		want, st.budget, cur.cap = 0, 0, 0
 	}
 	go func() {
 		defer close(ch)
-		var failed []report
+		var failed, sent []report
 		for i, r := range pend {
+			r.cap = -1 // an older report: the budget is the last call's business
 			if _, err := q.reserve(st, r, 0, false, limD, limM); err != nil {
 				failed = append(failed, pend[i:]...)
 				break
 			}
+			sent = append(sent, r)
 		}
 		var res []int64
 		var day, mon string
@@ -682,6 +719,14 @@ func (q *Quotas) startCall(st *state, want int64, giveBack bool) chan struct{} {
 		st.mu.Lock()
 		defer st.mu.Unlock()
 		st.refill = nil
+		if err == nil {
+			sent = append(sent, cur)
+		}
+		for _, r := range sent {
+			if r.epoch == st.epoch {
+				st.owedOut = max(st.owedOut-r.owed, 0)
+			}
+		}
 		if err != nil {
 			// Redis may have applied a report whose answer was lost: each
 			// is sent again as it was, with its sequence number.
@@ -697,9 +742,10 @@ func (q *Quotas) startCall(st *state, want int64, giveBack bool) chan struct{} {
 			// since the call started belong to the old one.
 			if st.used > 0 || st.owed > 0 {
 				st.seq++
-				st.pend = append(st.pend, report{seq: st.seq, gen: st.gen, day: st.day, mon: st.mon, used: st.used, owed: st.owed})
+				st.pend = append(st.pend, report{epoch: st.epoch, seq: st.seq, gen: st.gen, day: st.day, mon: st.mon, used: st.used, owed: st.owed})
 			}
-			st.held, st.used, st.owed, st.budget = 0, 0, 0, 0
+			st.held, st.used, st.owed, st.budget, st.owedOut = 0, 0, 0, 0, 0
+			st.epoch++
 			if gen != st.gen {
 				st.callsD, st.callsM = 0, 0
 			}
@@ -714,7 +760,7 @@ func (q *Quotas) startCall(st *state, want int64, giveBack bool) chan struct{} {
 			q.reservedCalls.Add(float64(grant))
 		}
 		st.held += grant
-		st.budget = res[6]
+		st.budget = res[9] // the target: Redis keeps at least this much set aside
 		st.remD, st.remM = limD-res[2]-res[7], limM-res[3]-res[8]
 		st.callsD, st.callsM = res[4], res[5]
 		st.contacted = true
@@ -740,7 +786,7 @@ func (q *Quotas) reserve(st *state, r report, want int64, giveBack bool, limD, l
 	t0 := q.cfg.Now()
 	out, err := reserveScript.Run(ctx, q.rdb, []string{st.prefix},
 		q.cfg.Node, r.gen, p.dayBoundary, p.dayBefore, p.dayAfter, p.monBoundary, p.monBefore, p.monAfter,
-		limD, limM, want, r.day, r.used, r.owed, r.mon, back, clock, q.LiveNodes(), st.id, r.seq, q.run).Slice()
+		limD, limM, want, r.day, r.used, r.owed, r.mon, back, clock, q.LiveNodes(), st.id, r.seq, q.run, r.cap).Slice()
 	if err != nil {
 		q.setUp(false, err)
 		return nil, err
@@ -755,12 +801,12 @@ func (q *Quotas) reserve(st *state, r report, want int64, giveBack bool, limD, l
 }
 
 func parseReply(out []any) (nums []int64, day, mon string, err error) {
-	if len(out) != 12 {
+	if len(out) != 13 {
 		return nil, "", "", fmt.Errorf("reserve: %d values in the answer", len(out))
 	}
 	day, _ = out[2].(string)
 	mon, _ = out[3].(string)
-	for _, i := range []int{0, 4, 5, 6, 7, 8, 9, 10, 11} {
+	for _, i := range []int{0, 4, 5, 6, 7, 8, 9, 10, 11, 12} {
 		n, ok := out[i].(int64)
 		if !ok {
 			return nil, "", "", fmt.Errorf("reserve: value %d is %T", i, out[i])

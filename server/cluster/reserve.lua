@@ -22,8 +22,11 @@
 -- 20 the report's sequence number: a report is applied once, however often
 --    a node that lost an answer sends it
 -- 21 this run of the node (its sequence numbers start anew each run)
+-- 22 what the node may still admit from its budget while this call is on
+--    its way (-1: leave the budget as it is)
 -- Answers {generation, now ms, day, month, granted, day taken, month taken,
---          day calls, month calls, budget, day budgets, month budgets}.
+--          day calls, month calls, budget, day budgets, month budgets,
+--          the budget the node should keep to}.
 local p = KEYS[1]
 local now
 if ARGV[17] ~= '' then
@@ -123,11 +126,21 @@ if want > 0 and free > 0 then
   redis.call('HINCRBY', mk, h, grant)
   td, tm, free = td + grant, tm + grant, free - grant
 end
--- The outage budget: a share of what is free, divided by the live nodes.
-local budget = 0
-if ARGV[16] ~= '1' and free > 0 then budget = math.floor(free / live) end
+-- The outage budget: a share of what is free, divided by the live nodes
+-- (none near the limit, where every call asks), and never less than what
+-- the node may be admitting from its last one while this call is on its
+-- way. The node keeps to the target; the budget follows at its next call.
+local cap = tonumber(ARGV[22])
+local target = 0
+if free >= 4 * live then target = math.floor(free / (2 * live)) end
+local budget = num(dk, b)
+if ARGV[16] == '1' then
+  budget, target = 0, 0
+elseif cap >= 0 then
+  budget = math.min(math.max(free, 0), math.max(cap, target))
+end
 setBudget(dk, budget)
 setBudget(mk, budget)
 redis.call('PEXPIRE', dk, 3 * 86400000)
 redis.call('PEXPIRE', mk, 33 * 86400000)
-return {gen, now, day, mon, grant, td, tm, num(dk, 'calls'), num(mk, 'calls'), budget, num(dk, 'B'), num(mk, 'B')}
+return {gen, now, day, mon, grant, td, tm, num(dk, 'calls'), num(mk, 'calls'), budget, num(dk, 'B'), num(mk, 'B'), math.min(budget, target)}
