@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"gatehouse"
 )
@@ -239,6 +240,73 @@ type replicaWriter struct {
 	key, keyEnt, keyEntDel, group, service, plg *sql.Stmt
 	seq                                         map[string]int64
 	empty                                       bool // the tables were emptied: nothing to replace
+
+	// Batches of a snapshot's keys and their entities, and the statements
+	// that insert a whole batch.
+	keyArgs, entArgs   []any
+	keyBatch, entBatch *sql.Stmt
+}
+
+// Batch sizes: 100 keys of 15 columns and 400 entities of 2 stay far below
+// SQLite's 32,766 parameters.
+const (
+	keyBatchRows = 100
+	entBatchRows = 400
+)
+
+func (w *replicaWriter) batchKey(ctx context.Context, id string, row keyRow) error {
+	w.keyArgs = append(append(w.keyArgs, id, w.next("apikeys")), row.args...)
+	for _, e := range row.entities {
+		w.entArgs = append(w.entArgs, id, e)
+	}
+	if len(w.keyArgs) >= keyBatchRows*15 {
+		return w.flush(ctx)
+	}
+	return nil
+}
+
+// flush writes the batched keys, then their entities: whole batches with
+// one statement each, what is left row by row.
+func (w *replicaWriter) flush(ctx context.Context) error {
+	var err error
+	if len(w.keyArgs) == keyBatchRows*15 {
+		if w.keyBatch == nil {
+			if w.keyBatch, err = w.tx.PrepareContext(ctx, "INSERT INTO apikeys (client_id, seq, "+keyCols+") VALUES "+
+				strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?), ", keyBatchRows), ", ")); err != nil {
+				return fmt.Errorf("prepare key batch: %w", err)
+			}
+		}
+		if _, err := w.keyBatch.ExecContext(ctx, w.keyArgs...); err != nil {
+			return fmt.Errorf("insert key batch: %w", err)
+		}
+	} else {
+		for i := 0; i < len(w.keyArgs); i += 15 {
+			if _, err := w.key.ExecContext(ctx, w.keyArgs[i:i+15]...); err != nil {
+				return fmt.Errorf("insert key: %w", err)
+			}
+		}
+	}
+	w.keyArgs = w.keyArgs[:0]
+	args := w.entArgs
+	for len(args) >= entBatchRows*2 {
+		if w.entBatch == nil {
+			if w.entBatch, err = w.tx.PrepareContext(ctx, "INSERT OR IGNORE INTO apikey_entities (client_id, entity) VALUES "+
+				strings.TrimSuffix(strings.Repeat("(?, ?), ", entBatchRows), ", ")); err != nil {
+				return fmt.Errorf("prepare entity batch: %w", err)
+			}
+		}
+		if _, err := w.entBatch.ExecContext(ctx, args[:entBatchRows*2]...); err != nil {
+			return fmt.Errorf("insert entity batch: %w", err)
+		}
+		args = args[entBatchRows*2:]
+	}
+	for i := 0; i < len(args); i += 2 {
+		if _, err := w.keyEnt.ExecContext(ctx, args[i], args[i+1]); err != nil {
+			return fmt.Errorf("insert apikey entity: %w", err)
+		}
+	}
+	w.entArgs = w.entArgs[:0]
+	return nil
 }
 
 func newReplicaWriter(ctx context.Context, tx *txn) (*replicaWriter, error) {
@@ -289,7 +357,7 @@ func newReplicaWriter(ctx context.Context, tx *txn) (*replicaWriter, error) {
 }
 
 func (w *replicaWriter) Close() {
-	for _, s := range []*sql.Stmt{w.key, w.keyEnt, w.keyEntDel, w.group, w.service, w.plg} {
+	for _, s := range []*sql.Stmt{w.key, w.keyEnt, w.keyEntDel, w.group, w.service, w.plg, w.keyBatch, w.entBatch} {
 		if s != nil {
 			s.Close()
 		}
@@ -325,14 +393,17 @@ func (w *replicaWriter) put(ctx context.Context, e *ReplicaEntity) error {
 		if row, err = encodeKey(e.APIKey); err != nil {
 			break
 		}
+		if w.empty {
+			// A snapshot: rows go in batches, a statement for many.
+			err = w.batchKey(ctx, e.ID, row)
+			break
+		}
 		args := append([]any{e.ID, w.next("apikeys")}, row.args...)
 		if _, err = w.key.ExecContext(ctx, args...); err != nil {
 			break
 		}
-		if !w.empty {
-			if _, err = w.keyEntDel.ExecContext(ctx, e.ID); err != nil {
-				break
-			}
+		if _, err = w.keyEntDel.ExecContext(ctx, e.ID); err != nil {
+			break
 		}
 		err = writeEntities(ctx, w.keyEnt, e.ID, row.entities)
 	default:
@@ -465,6 +536,9 @@ func (s *Store) ApplySnapshot(ctx context.Context, rev int64, next func() (*Repl
 				return err
 			}
 			delete(old, [2]string{e.Kind, e.ID})
+		}
+		if err := w.flush(ctx); err != nil {
+			return err
 		}
 		for k := range old {
 			if err := w.delete(ctx, k[0], k[1]); err != nil {
