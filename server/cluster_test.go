@@ -433,9 +433,12 @@ func BenchmarkClusterSnapshot1M(b *testing.B) {
 		b.StartTimer()
 		start := time.Now()
 		w := newClusterNodeTB(b, "w", RoleWorker, r.URL, leader.url())
-		waitUntil(b, "the worker at the leader's revision", func() bool {
-			return w.srv.Revision() == leader.srv.Revision() && w.srv.keys.Len() == leader.srv.keys.Len()
-		})
+		for w.srv.Revision() != leader.srv.Revision() || w.srv.keys.Len() != leader.srv.keys.Len() {
+			if time.Since(start) > 5*time.Minute {
+				b.Fatalf("the worker took more than 5 minutes: %d of %d keys", w.srv.keys.Len(), leader.srv.keys.Len())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 		b.ReportMetric(time.Since(start).Seconds(), "s/snapshot")
 		b.StopTimer()
 		w.stop()
