@@ -21,6 +21,7 @@ func keyConflict(id string) error { return gatehouse.Conflict("apikey %q already
 // prepareKey fills defaults and validates k; it touches no database.
 func prepareKey(k *gatehouse.APIKey) error {
 	k.FillDefaults()
+	k.PreviousSecret, k.PreviousSecretValidUntil = "", nil // read-only: only a rotation sets them
 	return k.Validate()
 }
 
@@ -31,7 +32,8 @@ type keyRow struct {
 }
 
 const keyCols = `client_secret, client_name, description, enabled, allow_client_id_only, read_only,
-	throttling_quota, daily_quota, monthly_quota, valid_until, authorized_entities, metadata, tags`
+	throttling_quota, daily_quota, monthly_quota, valid_until, authorized_entities, metadata, tags,
+	rotation_enabled, rotation_every, rotation_grace`
 
 func encodeKey(k *gatehouse.APIKey) (keyRow, error) {
 	ents, err := json.Marshal(k.AuthorizedEntities)
@@ -52,7 +54,8 @@ func encodeKey(k *gatehouse.APIKey) (keyRow, error) {
 	}
 	return keyRow{
 		args: []any{k.ClientSecret, k.ClientName, k.Description, k.Enabled, k.AllowClientIDOnly, k.ReadOnly,
-			k.ThrottlingQuota, k.DailyQuota, k.MonthlyQuota, until, string(ents), string(meta), string(tags)},
+			k.ThrottlingQuota, k.DailyQuota, k.MonthlyQuota, until, string(ents), string(meta), string(tags),
+			k.Rotation.Enabled, k.Rotation.RotationEvery, k.Rotation.GracePeriod},
 		entities: k.AuthorizedEntities,
 	}, nil
 }
@@ -63,6 +66,7 @@ type keyWriter struct {
 	tx                   *txn
 	insert, insertEntity *sql.Stmt
 	seq                  int64
+	now                  int64 // epoch ms: when automatic rotation's first period starts
 	entities             entityChecker
 }
 
@@ -72,7 +76,7 @@ func newKeyWriter(ctx context.Context, tx *txn) (*keyWriter, error) {
 		return nil, err
 	}
 	ins, err := tx.PrepareContext(ctx, "INSERT INTO apikeys (client_id, seq, "+keyCols+
-		") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		", rotated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 	if err != nil {
 		return nil, fmt.Errorf("prepare insert apikey: %w", err)
 	}
@@ -81,7 +85,7 @@ func newKeyWriter(ctx context.Context, tx *txn) (*keyWriter, error) {
 		ins.Close()
 		return nil, fmt.Errorf("prepare insert apikey entity: %w", err)
 	}
-	return &keyWriter{tx: tx, insert: ins, insertEntity: ent, seq: seq}, nil
+	return &keyWriter{tx: tx, insert: ins, insertEntity: ent, seq: seq, now: tx.now}, nil
 }
 
 func (w *keyWriter) Close() {
@@ -97,7 +101,7 @@ func (w *keyWriter) add(ctx context.Context, k *gatehouse.APIKey, field string) 
 	if err != nil {
 		return err
 	}
-	args := append([]any{k.ClientID, w.seq}, row.args...)
+	args := append(append([]any{k.ClientID, w.seq}, row.args...), w.now)
 	if _, err := w.insert.ExecContext(ctx, args...); err != nil {
 		if isUniqueViolation(err) {
 			return keyConflict(k.ClientID)
@@ -230,12 +234,17 @@ func (s *Store) UpdateAPIKey(ctx context.Context, k *gatehouse.APIKey) error {
 		}
 		res, err := tx.ExecContext(ctx, `UPDATE apikeys SET client_secret = ?, client_name = ?, description = ?,
 			enabled = ?, allow_client_id_only = ?, read_only = ?, throttling_quota = ?, daily_quota = ?,
-			monthly_quota = ?, valid_until = ?, authorized_entities = ?, metadata = ?, tags = ?
-			WHERE client_id = ?`, append(row.args, k.ClientID)...)
+			monthly_quota = ?, valid_until = ?, authorized_entities = ?, metadata = ?, tags = ?,
+			rotation_enabled = ?, rotation_every = ?, rotation_grace = ?,
+			rotated_at = CASE WHEN rotation_enabled THEN rotated_at ELSE ? END
+			WHERE client_id = ?`, append(row.args, tx.now, k.ClientID)...)
 		if err != nil {
 			return fmt.Errorf("update apikey: %w", err)
 		}
 		if err := affected(res, keyNotFound(k.ClientID)); err != nil {
+			return err
+		}
+		if err := readPrevious(ctx, tx, k); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, "DELETE FROM apikey_entities WHERE client_id = ?", k.ClientID); err != nil {
@@ -291,19 +300,24 @@ func (s *Store) ResetQuotas(ctx context.Context, clientID string) error {
 	})
 }
 
-const keySelect = "SELECT client_id, " + keyCols + " FROM apikeys"
+const keySelect = "SELECT client_id, " + keyCols + ", previous_secret, previous_valid_until FROM apikeys"
 
 func scanKey(r rowScanner) (gatehouse.APIKey, error) {
 	var k gatehouse.APIKey
-	var until sql.NullInt64
+	var until, prevUntil sql.NullInt64
+	var prev sql.NullString
 	var ents, meta, tags []byte
 	if err := r.Scan(&k.ClientID, &k.ClientSecret, &k.ClientName, &k.Description, &k.Enabled,
 		&k.AllowClientIDOnly, &k.ReadOnly, &k.ThrottlingQuota, &k.DailyQuota, &k.MonthlyQuota,
-		&until, &ents, &meta, &tags); err != nil {
+		&until, &ents, &meta, &tags, &k.Rotation.Enabled, &k.Rotation.RotationEvery, &k.Rotation.GracePeriod,
+		&prev, &prevUntil); err != nil {
 		return k, err
 	}
 	if until.Valid {
 		k.ValidUntil = &until.Int64
+	}
+	if prev.Valid && prevUntil.Valid {
+		k.PreviousSecret, k.PreviousSecretValidUntil = prev.String, &prevUntil.Int64
 	}
 	if err := json.Unmarshal(ents, &k.AuthorizedEntities); err != nil {
 		return k, fmt.Errorf("decode authorizedEntities: %w", err)

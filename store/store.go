@@ -35,7 +35,12 @@ type Store struct {
 	writeMu  sync.Mutex
 	follower Follower
 	now      func() time.Time
+	// secrets seals secrets at rest; nil without a secrets key. Set once by
+	// UseSecretsKey before the store is shared.
+	secrets *secretBox
 }
+
+func (s *Store) box() *secretBox { return s.secrets }
 
 const pragmas = "_journal_mode=WAL&_busy_timeout=5000&_foreign_keys=on&_synchronous=NORMAL"
 
@@ -117,6 +122,7 @@ func (s *Store) SetFollower(f Follower) {
 type txn struct {
 	*sql.Tx
 	changes []gatehouse.Change
+	now     int64 // epoch ms, the store's clock when the write began
 }
 
 // changed records that the write touches the entity kind/id.
@@ -137,7 +143,7 @@ func (s *Store) write(ctx context.Context, fn func(tx *txn) error) error {
 		return storageErr(fmt.Errorf("begin: %w", err))
 	}
 	defer tx.Rollback()
-	t := &txn{Tx: tx}
+	t := &txn{Tx: tx, now: s.now().UnixMilli()}
 	if err := fn(t); err != nil {
 		return storageErr(err)
 	}
@@ -192,7 +198,7 @@ func (s *Store) logChanges(ctx context.Context, t *txn) (int64, error) {
 		return 0, fmt.Errorf("next revision: %w", err)
 	}
 	if _, err := t.ExecContext(ctx, "INSERT INTO revisions (revision, at, actor) VALUES (?, ?, ?)",
-		rev, s.now().UnixMilli(), gatehouse.ActorOf(ctx)); err != nil {
+		rev, t.now, gatehouse.ActorOf(ctx)); err != nil {
 		return 0, fmt.Errorf("insert revision: %w", err)
 	}
 	stmt, err := t.PrepareContext(ctx, "INSERT INTO changes (revision, kind, id, op) VALUES (?, ?, ?, ?)")
@@ -206,6 +212,14 @@ func (s *Store) logChanges(ctx context.Context, t *txn) (int64, error) {
 		if _, err := stmt.ExecContext(ctx, rev, c.Kind, c.ID, c.Op); err != nil {
 			return 0, fmt.Errorf("insert change: %w", err)
 		}
+	}
+	// The audit log's entries, in the same transaction (contract section 14).
+	a, err := s.newAuditWriter(ctx, t)
+	if err != nil {
+		return 0, err
+	}
+	if err := a.record(ctx, s, rev, t.now, t.changes); err != nil {
+		return 0, err
 	}
 	return rev, nil
 }
