@@ -24,14 +24,15 @@ import (
 
 // Gateway is the proxy listener's handler: the pipeline a client's call takes.
 type Gateway struct {
-	routes  *atomic.Pointer[route.Table]
-	keys    *keys.Index
-	quotas  *quota.Manager
-	trusted []netip.Prefix
-	now     func() time.Time
-	log     *slog.Logger
-	metrics *metrics
-	tls     bool
+	routes   *atomic.Pointer[route.Table]
+	keys     *keys.Index
+	previous *auth.Previous
+	quotas   *quota.Manager
+	trusted  []netip.Prefix
+	now      func() time.Time
+	log      *slog.Logger
+	metrics  *metrics
+	tls      bool
 
 	transport  *http.Transport
 	bufferPool httputil.BufferPool
@@ -55,7 +56,8 @@ type exchange struct {
 	key           *keys.Key
 	decision      quota.Decision
 	hasDecision   bool
-	clientGone    bool // the client cancelled while the upstream was asked: 499
+	previousUntil int64 // the key's previous secret authenticated the call: when it stops working (epoch ms)
+	clientGone    bool  // the client cancelled while the upstream was asked: 499
 	sw            statusWriter
 
 	// Backing arrays for header value slices, so setting them allocates
@@ -238,6 +240,9 @@ func (g *Gateway) errorHeaders(x *exchange, h http.Header) {
 		gh.quota, gh.key, gh.decision = true, x.key, &x.decision
 	}
 	gh.write(h)
+	if x.key != nil && x.sendHeaders() {
+		g.rotationHeaders(x, h)
+	}
 }
 
 // forwarder is the matched route's forwarder, or nil.
@@ -317,7 +322,7 @@ func (g *Gateway) stageAuthenticate(x *exchange, w http.ResponseWriter, r *http.
 		return true
 	}
 	cred := auth.Extract(r, auth.AllSources)
-	k, res := auth.Verify(&cred, g.keys, g.now().UnixMilli())
+	k, res := auth.Verify(&cred, g.keys, g.previous, g.now().UnixMilli())
 	if res != auth.OK {
 		if res == auth.NoCredential {
 			w.Header().Set("WWW-Authenticate", `Basic realm="gatehouse"`)
@@ -326,6 +331,7 @@ func (g *Gateway) stageAuthenticate(x *exchange, w http.ResponseWriter, r *http.
 		return false
 	}
 	x.key = k
+	x.previousUntil = cred.PreviousUntil
 	cred.Strip(r)
 	r.Header.Del("Otoroshi-Client-Secret")
 	x.clientIDVal[0] = k.ClientID
@@ -464,6 +470,7 @@ func (g *Gateway) modifyResponse(resp *http.Response) error {
 		gh.quota, gh.key, gh.decision = true, x.key, &x.decision
 	}
 	gh.write(x.sw.Header())
+	g.rotationHeaders(x, x.sw.Header())
 	return nil
 }
 

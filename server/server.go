@@ -53,6 +53,7 @@ type Server struct {
 	cfg      Config
 	store    *store.Store
 	keys     *keys.Index
+	previous *auth.Previous // secrets replaced by rotations, in their grace period
 	quotas   *quota.Manager
 	plugins  *plugins.Host
 	routes   atomic.Pointer[route.Table]
@@ -83,14 +84,16 @@ func New(ctx context.Context, cfg Config, st *store.Store) (*Server, error) {
 		cfg.Location = time.UTC
 	}
 	s := &Server{
-		cfg:     cfg,
-		store:   st,
-		keys:    keys.NewIndex(),
-		quotas:  quota.NewManager(cfg.Location, cfg.Now),
-		log:     cfg.Logger,
-		loaded:  map[string]string{},
-		chained: map[string]bool{},
+		cfg:      cfg,
+		store:    st,
+		keys:     keys.NewIndex(),
+		previous: auth.NewPrevious(),
+		quotas:   quota.NewManager(cfg.Location, cfg.Now),
+		log:      cfg.Logger,
+		loaded:   map[string]string{},
+		chained:  map[string]bool{},
 	}
+	st.SetClock(cfg.Now)
 	s.follower = &follower{s: s}
 	s.metrics = newMetrics(func() float64 { return float64(s.keys.Len()) })
 
@@ -107,6 +110,9 @@ func New(ctx context.Context, cfg Config, st *store.Store) (*Server, error) {
 		return nil
 	}); err != nil {
 		return nil, fmt.Errorf("load api keys: %w", err)
+	}
+	if err := st.ScanPreviousSecrets(ctx, cfg.Now().UnixMilli(), s.previous.Set); err != nil {
+		return nil, fmt.Errorf("load previous secrets: %w", err)
 	}
 	day, month := s.quotas.Periods()
 	if err := st.ScanCounters(ctx, []string{day, month}, s.quotas.Load); err != nil {
@@ -127,6 +133,7 @@ func New(ctx context.Context, cfg Config, st *store.Store) (*Server, error) {
 		Now:             cfg.Now,
 		Logger:          cfg.Logger,
 	}, &s.routes, s.keys, s.quotas, s.metrics)
+	s.gateway.previous = s.previous
 	if err := s.loadCatalog(ctx); err != nil {
 		host.Close(ctx)
 		return nil, fmt.Errorf("load services and plugins: %w", err)
@@ -175,7 +182,7 @@ func (s *Server) adminHandler() http.Handler {
 // authenticateAdmin admits an API key of admin-api-group presented in a header.
 func (s *Server) authenticateAdmin(r *http.Request) (admin.Caller, error) {
 	cred := auth.Extract(r, auth.HeadersOnly)
-	k, res := auth.Verify(&cred, s.keys, s.cfg.Now().UnixMilli())
+	k, res := auth.Verify(&cred, s.keys, s.previous, s.cfg.Now().UnixMilli())
 	if res != auth.OK {
 		return admin.Caller{}, errors.New(res.Message())
 	}
@@ -224,6 +231,8 @@ func (s *Server) Run(ctx context.Context, ready func(proxy, admin net.Addr)) err
 	followDone := make(chan struct{})
 	followCtx, stopFollow := context.WithCancel(context.Background())
 	go func() { defer close(followDone); s.followLoop(followCtx) }()
+	rotateDone := make(chan struct{})
+	go func() { defer close(rotateDone); s.rotationLoop(followCtx) }()
 
 	var runErr error
 	select {
@@ -247,6 +256,7 @@ func (s *Server) Run(ctx context.Context, ready func(proxy, admin net.Addr)) err
 	wg.Wait()
 	stopFollow()
 	<-followDone
+	<-rotateDone
 	stopFlush()
 	<-flushDone
 	if err := s.Flush(context.Background()); err != nil {

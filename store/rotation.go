@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"time"
 
 	"gatehouse"
 )
@@ -132,4 +133,13 @@ func queryIDs(ctx context.Context, q querier, query string, args ...any) ([]stri
 		ids = append(ids, id)
 	}
 	return ids, rows.Err()
+}
+
+// SetClock sets the clock the store stamps revisions, audit entries and the
+// start of automatic rotation periods with (time.Now by default), so that
+// they agree with the server's own; call it before the store is shared.
+func (s *Store) SetClock(now func() time.Time) {
+	s.writeMu.Lock()
+	s.now = now
+	s.writeMu.Unlock()
 }
