@@ -35,7 +35,11 @@ const keyCols = `client_secret, client_name, description, enabled, allow_client_
 	throttling_quota, daily_quota, monthly_quota, valid_until, authorized_entities, metadata, tags,
 	rotation_enabled, rotation_every, rotation_grace`
 
-func encodeKey(k *gatehouse.APIKey) (keyRow, error) {
+func encodeKey(k *gatehouse.APIKey, box *secretBox) (keyRow, error) {
+	secret, err := box.seal(k.ClientSecret)
+	if err != nil {
+		return keyRow{}, err
+	}
 	ents, err := json.Marshal(k.AuthorizedEntities)
 	if err != nil {
 		return keyRow{}, fmt.Errorf("encode authorizedEntities: %w", err)
@@ -53,7 +57,7 @@ func encodeKey(k *gatehouse.APIKey) (keyRow, error) {
 		until = *k.ValidUntil
 	}
 	return keyRow{
-		args: []any{k.ClientSecret, k.ClientName, k.Description, k.Enabled, k.AllowClientIDOnly, k.ReadOnly,
+		args: []any{secret, k.ClientName, k.Description, k.Enabled, k.AllowClientIDOnly, k.ReadOnly,
 			k.ThrottlingQuota, k.DailyQuota, k.MonthlyQuota, until, string(ents), string(meta), string(tags),
 			k.Rotation.Enabled, k.Rotation.RotationEvery, k.Rotation.GracePeriod},
 		entities: k.AuthorizedEntities,
@@ -97,7 +101,7 @@ func (w *keyWriter) add(ctx context.Context, k *gatehouse.APIKey, field string) 
 	if err := w.entities.check(ctx, w.tx, k.AuthorizedEntities, field); err != nil {
 		return err
 	}
-	row, err := encodeKey(k)
+	row, err := encodeKey(k, w.tx.box)
 	if err != nil {
 		return err
 	}
@@ -223,7 +227,7 @@ func (s *Store) UpdateAPIKey(ctx context.Context, k *gatehouse.APIKey) error {
 	if err := prepareKey(k); err != nil {
 		return err
 	}
-	row, err := encodeKey(k)
+	row, err := encodeKey(k, s.box())
 	if err != nil {
 		return err
 	}
@@ -244,7 +248,7 @@ func (s *Store) UpdateAPIKey(ctx context.Context, k *gatehouse.APIKey) error {
 		if err := affected(res, keyNotFound(k.ClientID)); err != nil {
 			return err
 		}
-		if err := readPrevious(ctx, tx, k); err != nil {
+		if err := readPrevious(ctx, tx, tx.box, k); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, "DELETE FROM apikey_entities WHERE client_id = ?", k.ClientID); err != nil {
@@ -302,7 +306,7 @@ func (s *Store) ResetQuotas(ctx context.Context, clientID string) error {
 
 const keySelect = "SELECT client_id, " + keyCols + ", previous_secret, previous_valid_until FROM apikeys"
 
-func scanKey(r rowScanner) (gatehouse.APIKey, error) {
+func scanKey(r rowScanner, box *secretBox) (gatehouse.APIKey, error) {
 	var k gatehouse.APIKey
 	var until, prevUntil sql.NullInt64
 	var prev sql.NullString
@@ -319,6 +323,9 @@ func scanKey(r rowScanner) (gatehouse.APIKey, error) {
 	if prev.Valid && prevUntil.Valid {
 		k.PreviousSecret, k.PreviousSecretValidUntil = prev.String, &prevUntil.Int64
 	}
+	if err := openKeySecrets(&k, box); err != nil {
+		return k, err
+	}
 	if err := json.Unmarshal(ents, &k.AuthorizedEntities); err != nil {
 		return k, fmt.Errorf("decode authorizedEntities: %w", err)
 	}
@@ -334,11 +341,11 @@ func scanKey(r rowScanner) (gatehouse.APIKey, error) {
 
 // GetAPIKey returns the key with clientID, or NotFound.
 func (s *Store) GetAPIKey(ctx context.Context, clientID string) (gatehouse.APIKey, error) {
-	return getAPIKey(ctx, s.r, clientID)
+	return getAPIKey(ctx, s.r, s.box(), clientID)
 }
 
-func getAPIKey(ctx context.Context, q querier, clientID string) (gatehouse.APIKey, error) {
-	k, err := scanKey(q.QueryRowContext(ctx, keySelect+" WHERE client_id = ?", clientID))
+func getAPIKey(ctx context.Context, q querier, box *secretBox, clientID string) (gatehouse.APIKey, error) {
+	k, err := scanKey(q.QueryRowContext(ctx, keySelect+" WHERE client_id = ?", clientID), box)
 	if errors.Is(err, sql.ErrNoRows) {
 		return gatehouse.APIKey{}, keyNotFound(clientID)
 	}
@@ -398,7 +405,7 @@ func (s *Store) ListAPIKeys(ctx context.Context, f gatehouse.KeyFilter, p gateho
 		}
 		defer rows.Close()
 		for rows.Next() {
-			k, err := scanKey(rows)
+			k, err := scanKey(rows, s.box())
 			if err != nil {
 				return fmt.Errorf("list apikeys: %w", err)
 			}
@@ -462,6 +469,11 @@ func (s *Store) ScanKeyAuth(ctx context.Context, fn func(k *gatehouse.APIKey) er
 		if err := rows.Scan(&k.ClientID, &k.ClientSecret, &enabled, &idOnly, &readOnly,
 			&throttling, &daily, &monthly, &until, &ents); err != nil {
 			return fmt.Errorf("scan apikeys: %w", err)
+		}
+		if isSealed(k.ClientSecret) {
+			if k.ClientSecret, err = s.box().open(k.ClientSecret); err != nil {
+				return fmt.Errorf("scan apikey %q: %w", k.ClientID, err)
+			}
 		}
 		k.Enabled, k.AllowClientIDOnly, k.ReadOnly = enabled.v != 0, idOnly.v != 0, readOnly.v != 0
 		k.ThrottlingQuota, k.DailyQuota, k.MonthlyQuota = throttling.v, daily.v, monthly.v

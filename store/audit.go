@@ -93,14 +93,14 @@ func (a *auditWriter) entityState(ctx context.Context, s *Store, kind, id string
 		v, err = getGroup(ctx, a.tx, id)
 	case gatehouse.KindService:
 		var sv gatehouse.Service
-		sv, err = getService(ctx, a.tx, id)
+		sv, err = getService(ctx, a.tx, s.box(), id)
 		for i := range sv.Plugins {
 			sv.Plugins[i].Config = a.fingerprint(sv.Plugins[i].Config)
 		}
 		v = sv
 	case gatehouse.KindAPIKey:
 		var k gatehouse.APIKey
-		k, err = getAPIKey(ctx, a.tx, id)
+		k, err = getAPIKey(ctx, a.tx, s.box(), id)
 		k.ClientSecret = a.fingerprint(k.ClientSecret)
 		v = k
 	case gatehouse.KindPlugin:

@@ -10,7 +10,7 @@ import (
 )
 
 // readPrevious fills k's previous secret and its end from the row, inside tx.
-func readPrevious(ctx context.Context, q querier, k *gatehouse.APIKey) error {
+func readPrevious(ctx context.Context, q querier, box *secretBox, k *gatehouse.APIKey) error {
 	var prev sql.NullString
 	var until sql.NullInt64
 	err := q.QueryRowContext(ctx, "SELECT previous_secret, previous_valid_until FROM apikeys WHERE client_id = ?",
@@ -20,7 +20,10 @@ func readPrevious(ctx context.Context, q querier, k *gatehouse.APIKey) error {
 	}
 	k.PreviousSecret, k.PreviousSecretValidUntil = "", nil
 	if prev.Valid && until.Valid {
-		k.PreviousSecret, k.PreviousSecretValidUntil = prev.String, &until.Int64
+		if k.PreviousSecret, err = box.open(prev.String); err != nil {
+			return err
+		}
+		k.PreviousSecretValidUntil = &until.Int64
 	}
 	return nil
 }
@@ -38,7 +41,7 @@ func (s *Store) RotateAPIKey(ctx context.Context, clientID, newSecret string, gr
 	}
 	var k gatehouse.APIKey
 	err := s.write(ctx, func(tx *txn) error {
-		cur, err := getAPIKey(ctx, tx, clientID)
+		cur, err := getAPIKey(ctx, tx, s.box(), clientID)
 		if err != nil {
 			return err
 		}
@@ -52,15 +55,22 @@ func (s *Store) RotateAPIKey(ctx context.Context, clientID, newSecret string, gr
 		}
 		var prev, until any
 		if graceHours > 0 && cur.ClientSecret != newSecret {
-			prev, until = cur.ClientSecret, nowMs+graceHours*3_600_000
+			if prev, err = tx.box.seal(cur.ClientSecret); err != nil {
+				return err
+			}
+			until = nowMs + graceHours*3_600_000
+		}
+		sealed, err := tx.box.seal(newSecret)
+		if err != nil {
+			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE apikeys SET client_secret = ?, previous_secret = ?,
 			previous_valid_until = ?, rotated_at = ? WHERE client_id = ?`,
-			newSecret, prev, until, nowMs, clientID); err != nil {
+			sealed, prev, until, nowMs, clientID); err != nil {
 			return fmt.Errorf("rotate apikey: %w", err)
 		}
 		tx.changed(gatehouse.KindAPIKey, clientID, gatehouse.OpRotate)
-		k, err = getAPIKey(ctx, tx, clientID)
+		k, err = getAPIKey(ctx, tx, s.box(), clientID)
 		return err
 	})
 	if err != nil {
@@ -111,6 +121,9 @@ func (s *Store) ScanPreviousSecrets(ctx context.Context, nowMs int64, fn func(cl
 		var id, secret string
 		var until int64
 		if err := rows.Scan(&id, &secret, &until); err != nil {
+			return fmt.Errorf("scan previous secrets: %w", err)
+		}
+		if secret, err = s.box().open(secret); err != nil {
 			return fmt.Errorf("scan previous secrets: %w", err)
 		}
 		fn(id, secret, until)

@@ -56,7 +56,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file::memory:") {
 		return nil, errors.New("open db: a file path is required")
 	}
-	w, err := sql.Open("sqlite3", dsn(path, "&_txlock=immediate"))
+	// secure_delete: a secret overwritten or deleted (a rotation, the first
+	// start with a secrets key) leaves no copy in the file's free space.
+	w, err := sql.Open("sqlite3", dsn(path, "&_txlock=immediate&_secure_delete=on"))
 	if err != nil {
 		return nil, fmt.Errorf("open db: %w", err)
 	}
@@ -122,7 +124,8 @@ func (s *Store) SetFollower(f Follower) {
 type txn struct {
 	*sql.Tx
 	changes []gatehouse.Change
-	now     int64 // epoch ms, the store's clock when the write began
+	now     int64      // epoch ms, the store's clock when the write began
+	box     *secretBox // seals the secrets it writes
 }
 
 // changed records that the write touches the entity kind/id.
@@ -143,7 +146,7 @@ func (s *Store) write(ctx context.Context, fn func(tx *txn) error) error {
 		return storageErr(fmt.Errorf("begin: %w", err))
 	}
 	defer tx.Rollback()
-	t := &txn{Tx: tx, now: s.now().UnixMilli()}
+	t := &txn{Tx: tx, now: s.now().UnixMilli(), box: s.box()}
 	if err := fn(t); err != nil {
 		return storageErr(err)
 	}
@@ -234,7 +237,7 @@ func (s *Store) prepare(ctx context.Context, tx *sql.Tx, rev int64) (func(), err
 	if err != nil {
 		return nil, err
 	}
-	return s.follower.Prepare(ctx, &View{q: tx}, cs)
+	return s.follower.Prepare(ctx, &View{q: tx, box: s.box()}, cs)
 }
 
 // Follow applies the revisions that other processes committed on the file
@@ -261,7 +264,7 @@ func (s *Store) Follow(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	install, err := s.follower.Prepare(ctx, &View{q: tx}, cs)
+	install, err := s.follower.Prepare(ctx, &View{q: tx, box: s.box()}, cs)
 	if err != nil {
 		return fmt.Errorf("follow revisions %d to %d: %w", from+1, head, err)
 	}
