@@ -24,9 +24,10 @@ import (
 // config is the parsed, validated command line and environment.
 type config struct {
 	server.Config
-	DB       string
-	Demo     bool
-	logLevel string
+	DB         string
+	Demo       bool
+	logLevel   string
+	secretsKey []byte // nil: secrets are stored in clear
 }
 
 // flagSpec is one flag with its environment variable and default; flags beat env.
@@ -52,10 +53,11 @@ var (
 		{name: "proxy-tls-cert", env: "GATEHOUSE_PROXY_TLS_CERT", def: "", help: "PEM certificate file: serve the gateway listener over TLS"},
 		{name: "proxy-tls-key", env: "GATEHOUSE_PROXY_TLS_KEY", def: "", help: "PEM key file for --proxy-tls-cert"},
 		{name: "log-level", env: "GATEHOUSE_LOG_LEVEL", def: "info", help: "debug (logs every request), info, warn or error"},
+		secretsKeyFlag,
 	}
 	// The admin commands work on an existing database and take nothing else,
 	// so a serve-only variable in the environment cannot make them fail.
-	adminFlags = []flagSpec{{name: dbFlag.name, env: dbFlag.env, def: dbFlag.def, help: "the gateway's SQLite file; it must exist"}}
+	adminFlags = []flagSpec{{name: dbFlag.name, env: dbFlag.env, def: dbFlag.def, help: "the gateway's SQLite file; it must exist"}, secretsKeyFlag}
 )
 
 // errHelp asks run to print the command's help on stdout and exit 0.
@@ -213,20 +215,28 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 		return c, ll.bad("want debug, info, warn or error")
 	}
 	c.logLevel = ll.value
+	if c.secretsKey, err = checkSecretsKey(v[secretsKeyFlag.name]); err != nil {
+		return c, err
+	}
 	return c, nil
 }
 
-// parseAdminConfig parses the flags of the admin subcommands: --db only.
-// That the database exists is checked when it is opened (exit 1).
-func parseAdminConfig(name string, args []string, getenv func(string) string) (string, error) {
+// parseAdminConfig parses the flags of the admin subcommands: --db and the
+// secrets key file of an encrypted database. That the database exists is
+// checked when it is opened (exit 1).
+func parseAdminConfig(name string, args []string, getenv func(string) string) (string, []byte, error) {
 	v, err := parseFlags(name, adminFlags, args, getenv)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if v["db"].value == "" {
-		return "", v["db"].bad("want a file path")
+		return "", nil, v["db"].bad("want a file path")
 	}
-	return v["db"].value, nil
+	key, err := checkSecretsKey(v[secretsKeyFlag.name])
+	if err != nil {
+		return "", nil, err
+	}
+	return v["db"].value, key, nil
 }
 
 // checkAddr wants host:port with a numeric port from 0 to 65535 and a host
