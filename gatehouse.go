@@ -299,5 +299,6 @@ type Session struct {
 	TokenHash string
 	Username  string
 	CSRFToken string
-	ExpiresAt int64 // epoch seconds
+	ExpiresAt int64  // epoch seconds
+	Role      string // the user's role, as GetSession reads it
 }

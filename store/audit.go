@@ -35,8 +35,9 @@ const metaAuditKey = "audit_fingerprint_key"
 
 // auditWriter writes one revision's entries inside its transaction.
 type auditWriter struct {
-	tx  *txn
-	key []byte // fingerprints' HMAC key
+	tx   *stmtCache // a bulk import writes thousands of entries: each statement is prepared once
+	key  []byte     // fingerprints' HMAC key
+	prev string     // the last entry's hash, once known
 }
 
 func (s *Store) newAuditWriter(ctx context.Context, tx *txn) (*auditWriter, error) {
@@ -44,7 +45,55 @@ func (s *Store) newAuditWriter(ctx context.Context, tx *txn) (*auditWriter, erro
 	if err != nil {
 		return nil, err
 	}
-	return &auditWriter{tx: tx, key: key}, nil
+	return &auditWriter{tx: &stmtCache{tx: tx.Tx, m: map[string]*sql.Stmt{}}, key: key}, nil
+}
+
+// stmtCache runs queries on tx through statements prepared once.
+type stmtCache struct {
+	tx *sql.Tx
+	m  map[string]*sql.Stmt
+}
+
+func (c *stmtCache) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st, ok := c.m[query]; ok {
+		return st, nil
+	}
+	st, err := c.tx.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	c.m[query] = st
+	return st, nil
+}
+
+func (c *stmtCache) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st, err := c.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+func (c *stmtCache) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	st, err := c.stmt(ctx, query)
+	if err != nil {
+		return c.tx.QueryRowContext(ctx, query, args...) // fails alike, with the error in the Row
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+func (c *stmtCache) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	st, err := c.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+func (c *stmtCache) close() {
+	for _, st := range c.m {
+		st.Close()
+	}
 }
 
 // auditKey reads, or makes on the first write, the fingerprints' key. It
@@ -85,7 +134,7 @@ func (a *auditWriter) fingerprint(secret string) string {
 
 // entityState is the entity's JSON object as the audit log compares it, nil
 // when the entity does not exist (any more).
-func (a *auditWriter) entityState(ctx context.Context, s *Store, kind, id string) (map[string]any, error) {
+func (a *auditWriter) entityState(ctx context.Context, s *Store, kind, id string) (map[string]any, []byte, error) {
 	var v any
 	var err error
 	switch kind {
@@ -112,28 +161,28 @@ func (a *auditWriter) entityState(ctx context.Context, s *Store, kind, id string
 		u.Password = a.fingerprint(hash)
 		v = u
 	default:
-		return nil, fmt.Errorf("audit: unknown kind %q", kind)
+		return nil, nil, fmt.Errorf("audit: unknown kind %q", kind)
 	}
 	if gatehouse.KindOf(err) == gatehouse.KindNotFound {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("audit %s %s: %w", kind, id, err)
+		return nil, nil, fmt.Errorf("audit %s %s: %w", kind, id, err)
 	}
 	return toObject(v)
 }
 
-// toObject turns v into its JSON object, numbers kept as written.
-func toObject(v any) (map[string]any, error) {
+// toObject turns v into its JSON object, numbers kept as written, and that JSON.
+func toObject(v any) (map[string]any, []byte, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		return nil, fmt.Errorf("audit: %w", err)
+		return nil, nil, fmt.Errorf("audit: %w", err)
 	}
 	var m map[string]any
 	if err := decodeNumbers(b, &m); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return m, nil
+	return m, b, nil
 }
 
 func decodeNumbers(b []byte, v any) error {
@@ -147,6 +196,7 @@ func decodeNumbers(b []byte, v any) error {
 
 // record writes the entries of the revision rev whose changes are cs.
 func (a *auditWriter) record(ctx context.Context, s *Store, rev, at int64, cs []gatehouse.Change) error {
+	defer a.tx.close()
 	type touched struct {
 		kind, id string
 		first    string // the first op recorded on it in this revision
@@ -170,7 +220,7 @@ func (a *auditWriter) record(ctx context.Context, s *Store, rev, at int64, cs []
 		if err != nil {
 			return err
 		}
-		after, err := a.entityState(ctx, s, t.kind, t.id)
+		after, afterJSON, err := a.entityState(ctx, s, t.kind, t.id)
 		if err != nil {
 			return err
 		}
@@ -181,12 +231,12 @@ func (a *auditWriter) record(ctx context.Context, s *Store, rev, at int64, cs []
 		case after == nil:
 			action = gatehouse.OpDelete
 		}
-		if err := a.saveSnapshot(ctx, t.kind, t.id, after); err != nil {
+		if err := a.saveSnapshot(ctx, t.kind, t.id, afterJSON); err != nil {
 			return err
 		}
 		e := auditRow{revision: rev, at: at, actor: actor, ip: ip, action: action, kind: t.kind, id: t.id,
 			changes: diff(before, after)}
-		if err := appendAudit(ctx, a.tx, e); err != nil {
+		if a.prev, err = appendAudit(ctx, a.tx, a.prev, e); err != nil {
 			return err
 		}
 	}
@@ -209,19 +259,15 @@ func (a *auditWriter) snapshot(ctx context.Context, kind, id string) (map[string
 	return m, nil
 }
 
-func (a *auditWriter) saveSnapshot(ctx context.Context, kind, id string, state map[string]any) error {
+func (a *auditWriter) saveSnapshot(ctx context.Context, kind, id string, state []byte) error {
 	if state == nil {
 		if _, err := a.tx.ExecContext(ctx, "DELETE FROM audit_state WHERE kind = ? AND id = ?", kind, id); err != nil {
 			return fmt.Errorf("audit state: %w", err)
 		}
 		return nil
 	}
-	js, err := canonical(state)
-	if err != nil {
-		return err
-	}
 	if _, err := a.tx.ExecContext(ctx, `INSERT INTO audit_state (kind, id, json) VALUES (?, ?, ?)
-		ON CONFLICT (kind, id) DO UPDATE SET json = excluded.json`, kind, id, js); err != nil {
+		ON CONFLICT (kind, id) DO UPDATE SET json = excluded.json`, kind, id, string(state)); err != nil {
 		return fmt.Errorf("audit state: %w", err)
 	}
 	return nil
@@ -292,15 +338,19 @@ type auditRow struct {
 }
 
 // body is the entry's JSON without its hash, canonical: what the hash covers.
+// changesJSON is canonical already when the store wrote it; a verifier reads
+// it back from the row and canonicalizes it again, so that a row edited into
+// another but equivalent spelling still verifies, and any other edit does not.
 func (e *auditRow) body() (string, error) {
-	var changes any = e.changes
-	if e.changes == nil {
-		var m map[string]any
-		if err := decodeNumbers([]byte(e.changesJSON), &m); err != nil {
-			return "", err
-		}
-		changes = m
+	var m map[string]any
+	if err := decodeNumbers([]byte(e.changesJSON), &m); err != nil {
+		return "", err
 	}
+	var changes any = m
+	return e.bodyWith(changes)
+}
+
+func (e *auditRow) bodyWith(changes any) (string, error) {
 	var ip any
 	if e.ip != "" {
 		ip = e.ip
@@ -315,31 +365,36 @@ func chainHash(prev, body string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// appendAudit chains e to the last entry and stores it.
-func appendAudit(ctx context.Context, tx *txn, e auditRow) error {
-	prev := zeroHash
-	err := tx.QueryRowContext(ctx, "SELECT hash FROM audit ORDER BY seq DESC LIMIT 1").Scan(&prev)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("audit: last hash: %w", err)
-	}
-	body, err := e.body()
-	if err != nil {
-		return err
+// appendAudit chains e to the last entry, whose hash is prev ("" to read
+// it), stores it and returns its hash.
+func appendAudit(ctx context.Context, tx *stmtCache, prev string, e auditRow) (string, error) {
+	if prev == "" {
+		prev = zeroHash
+		err := tx.QueryRowContext(ctx, "SELECT hash FROM audit ORDER BY seq DESC LIMIT 1").Scan(&prev)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return "", fmt.Errorf("audit: last hash: %w", err)
+		}
 	}
 	changes, err := canonical(e.changes)
 	if err != nil {
-		return err
+		return "", err
+	}
+	e.changesJSON = changes
+	body, err := e.bodyWith(json.RawMessage(changes))
+	if err != nil {
+		return "", err
 	}
 	var ip any
 	if e.ip != "" {
 		ip = e.ip
 	}
+	hash := chainHash(prev, body)
 	if _, err := tx.ExecContext(ctx, `INSERT INTO audit (revision, at, actor, ip, action, kind, id, changes, hash)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, e.revision, e.at, e.actor, ip, e.action, e.kind, e.id, changes,
-		chainHash(prev, body)); err != nil {
-		return fmt.Errorf("audit: insert: %w", err)
+		hash); err != nil {
+		return "", fmt.Errorf("audit: insert: %w", err)
 	}
-	return nil
+	return hash, nil
 }
 
 // recordSession writes a sign-in, failed sign-in or sign-out entry of the
@@ -349,9 +404,12 @@ func (s *Store) recordSession(ctx context.Context, tx *sql.Tx, name, action stri
 	if err != nil {
 		return err
 	}
-	return appendAudit(ctx, &txn{Tx: tx}, auditRow{revision: rev, at: s.now().UnixMilli(),
+	c := &stmtCache{tx: tx, m: map[string]*sql.Stmt{}}
+	defer c.close()
+	_, err = appendAudit(ctx, c, "", auditRow{revision: rev, at: s.now().UnixMilli(),
 		actor: gatehouse.UserActor(name), ip: gatehouse.RequestIPOf(ctx), action: action,
 		kind: gatehouse.KindSession, id: name, changes: map[string]any{}})
+	return err
 }
 
 // RecordSignInFailed writes a failed dashboard sign-in of the user name

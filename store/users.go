@@ -107,9 +107,10 @@ func (s *Store) GetSession(ctx context.Context, tokenHash string) (gatehouse.Ses
 
 func (s *Store) getSession(ctx context.Context, tokenHash string, nowUnix int64) (gatehouse.Session, error) {
 	var se gatehouse.Session
-	err := s.r.QueryRowContext(ctx, `SELECT token_hash, username, csrf_token, expires_at FROM sessions
+	err := s.r.QueryRowContext(ctx, `SELECT token_hash, s.username, csrf_token, expires_at, u.role
+		FROM sessions s JOIN users u ON u.username = s.username
 		WHERE token_hash = ? AND expires_at > ?`, tokenHash, nowUnix).
-		Scan(&se.TokenHash, &se.Username, &se.CSRFToken, &se.ExpiresAt)
+		Scan(&se.TokenHash, &se.Username, &se.CSRFToken, &se.ExpiresAt, &se.Role)
 	if errors.Is(err, sql.ErrNoRows) {
 		return gatehouse.Session{}, gatehouse.NotFound("session not found")
 	}
