@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"gatehouse"
+	"gatehouse/store"
 )
 
 // presentations are every way of presenting a secret (contract section 4).
@@ -85,6 +87,15 @@ func TestRotationGracePeriod(t *testing.T) {
 			t.Errorf("%s wrong secret: %d", p.name, resp.StatusCode)
 		}
 	}
+	// A restart within the grace period keeps accepting the old secret.
+	h.close()
+	h.open()
+	if resp := h.call("GET", "svc.test", "/", basic("k", "old-secret")); resp.StatusCode != 200 ||
+		resp.Header.Get("Otoroshi-ApiKey-Rotation-At") != strconv.FormatInt(until, 10) {
+		t.Errorf("old secret after a restart in the grace period: %d", resp.StatusCode)
+	}
+	b = backend{h.st, h.srv}
+
 	// After the grace period the old secret is refused, the new one works.
 	h.clock.Advance(30 * time.Minute)
 	for _, p := range presentations {
@@ -180,5 +191,30 @@ func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A rotation committed by another process on the same file reaches the
+// gateway through the change log, previous secret included.
+func TestRotationByAnotherProcess(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	up := newUpstream(t)
+	h.group("g")
+	h.service(newService("svc", "g", "svc.test", up))
+	h.key(newKey("k", "old-secret", func(k *gatehouse.APIKey) { k.AuthorizedEntities = []string{"group_g"} }))
+	ctx := context.Background()
+	other, err := store.Open(ctx, filepath.Join(h.dir, "gatehouse.db"))
+	must(t, err)
+	defer other.Close()
+	if _, err := other.RotateAPIKey(gatehouse.WithActor(ctx, gatehouse.ActorCLI), "k", "new-secret", 1, h.clock.Now().UnixMilli()); err != nil {
+		t.Fatal(err)
+	}
+	must(t, h.st.Follow(ctx))
+	for secret, want := range map[string]string{"old-secret": "3600000", "new-secret": ""} {
+		resp := h.call("GET", "svc.test", "/", basic("k", secret))
+		if resp.StatusCode != 200 || resp.Header.Get("Otoroshi-ApiKey-Rotation-Remaining") != want {
+			t.Errorf("%s after another process rotated: %d, remaining %q", secret, resp.StatusCode, resp.Header.Get("Otoroshi-ApiKey-Rotation-Remaining"))
+		}
 	}
 }
