@@ -36,10 +36,16 @@ bench: build
 	$(GO) test -run '^$$' -bench IndexMemory -benchtime 1x ./server/keys
 	./bin/gatehouse-bench --gatehouse ./$(BIN) --plugin bin/noop.wasm --out bin/bench-report.md
 
-# fuzz runs each fuzz target for a while (make test runs their seeds only).
+# fuzz runs every fuzz target of every package for FUZZTIME each (make test
+# runs their seeds only); go test -fuzz takes one target at a time.
 FUZZTIME ?= 30s
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzExtract -fuzztime $(FUZZTIME) ./server/auth/
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
 
 clean:
 	rm -rf bin

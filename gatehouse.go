@@ -99,6 +99,9 @@ func (s *Service) envPart() string {
 	return s.Env
 }
 
+// MaxBulkKeys bounds one bulk import of API keys (POST /api/apikeys/_bulk).
+const MaxBulkKeys = 10_000
+
 // DefaultQuota is the throttling, daily and monthly quota of a key that names none.
 const DefaultQuota = 10_000_000
 
@@ -176,11 +179,6 @@ func (k *APIKey) AuthorizedOn(serviceID, groupID string) bool {
 		}
 	}
 	return false
-}
-
-// Expired reports whether validUntil has passed at nowMs (epoch milliseconds).
-func (k *APIKey) Expired(nowMs int64) bool {
-	return k.ValidUntil != nil && *k.ValidUntil <= nowMs
 }
 
 // Plugin is an uploaded WebAssembly module and the limits its instances run under.

@@ -98,6 +98,9 @@ func (s *Service) Validate() error {
 	if s.Host() == "" {
 		return Invalid("domain", "service needs a domain or subdomain")
 	}
+	if len(s.Targets) == 0 {
+		return Invalid("targets", "a service needs at least one target")
+	}
 	for _, t := range s.Targets {
 		if strings.TrimSpace(t.Host) == "" {
 			return Invalid("targets", "every target needs a host")

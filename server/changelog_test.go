@@ -19,6 +19,15 @@ import (
 	"gatehouse/store"
 )
 
+// apiHarness is a gateway with group g and its service api on host api.test.
+func apiHarness(t *testing.T, opts ...harnessOpt) *harness {
+	t.Helper()
+	h := newHarness(t, opts...)
+	h.group("g")
+	h.service(newService("api", "g", "api.test", newUpstream(t)))
+	return h
+}
+
 func withGroupKey(group string) func(*gatehouse.APIKey) {
 	return func(k *gatehouse.APIKey) { k.AuthorizedEntities = []string{gatehouse.GroupEntity(group)} }
 }
@@ -31,10 +40,7 @@ func withGroupKey(group string) func(*gatehouse.APIKey) {
 func TestChangeLogOrdersAnotherWritersChanges(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	h := newHarness(t)
-	up := newUpstream(t)
-	h.group("g")
-	h.service(newService("api", "g", "api.test", up))
+	h := apiHarness(t)
 	h.key(newKey("k", "s", withGroupKey("g")))
 
 	other, err := store.Open(ctx, filepath.Join(h.dir, "gatehouse.db"))
@@ -77,10 +83,7 @@ func TestChangeLogOrdersAnotherWritersChanges(t *testing.T) {
 func TestDeleteRacingUpdates(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	h := newHarness(t)
-	up := newUpstream(t)
-	h.group("g")
-	h.service(newService("api", "g", "api.test", up))
+	h := apiHarness(t)
 	for round := range 30 {
 		id := fmt.Sprintf("k%d", round)
 		h.key(newKey(id, "s", withGroupKey("g")))
@@ -120,10 +123,7 @@ func TestWriteTheGatewayCannotServeIsRolledBack(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	guests(t) // builds the shared compilation cache
-	h := newHarness(t, func(c *Config) { c.WasmCache = wasmCacheDir() })
-	up := newUpstream(t)
-	h.group("g")
-	h.service(newService("api", "g", "api.test", up))
+	h := apiHarness(t, func(c *Config) { c.WasmCache = wasmCacheDir() })
 	before := h.srv.Revision()
 	p := gatehouse.DefaultPlugin()
 	p.ID, p.Name = "broken", "broken"
@@ -147,10 +147,7 @@ func TestWriteTheGatewayCannotServeIsRolledBack(t *testing.T) {
 func TestResetQuotasKeepsHistory(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	h := newHarness(t)
-	up := newUpstream(t)
-	h.group("g")
-	h.service(newService("api", "g", "api.test", up))
+	h := apiHarness(t)
 	h.key(newKey("k", "s", withGroupKey("g"), func(k *gatehouse.APIKey) { k.DailyQuota = 3 }))
 	for range 3 {
 		if r := h.call("GET", "api.test", "/", basic("k", "s")); r.StatusCode != 200 {

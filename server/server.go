@@ -172,7 +172,7 @@ func (s *Server) adminHandler() http.Handler {
 	dashboard.New(dashboard.Config{
 		Backend:    backend{s.store, s},
 		Logger:     s.log,
-		GatewayURL: gatewayURL(s.cfg.ProxyAddr, s.cfg.ProxyTLSCert != ""),
+		GatewayURL: BaseURL(s.cfg.ProxyAddr, s.cfg.ProxyTLSCert != ""),
 		Now:        s.cfg.Now,
 		Location:   s.cfg.Location,
 	}).Register(r)
@@ -321,8 +321,10 @@ func (s *Server) Flush(ctx context.Context) error {
 	return nil
 }
 
-// gatewayURL is the base URL curl lines use to reach the proxy listener.
-func gatewayURL(addr string, tlsOn bool) string {
+// BaseURL is how a person on this machine reaches a listener bound to addr:
+// the URL printed at start and used in the dashboard's curl lines. Any
+// loopback or unspecified host reads "localhost", the demo service's host.
+func BaseURL(addr string, tlsOn bool) string {
 	scheme := "http"
 	if tlsOn {
 		scheme = "https"

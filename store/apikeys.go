@@ -11,9 +11,6 @@ import (
 	"gatehouse"
 )
 
-// MaxBulkKeys bounds one CreateAPIKeys call (contract section 2).
-const MaxBulkKeys = 10_000
-
 func keyNotFound(id string) error { return gatehouse.NotFound("apikey %q not found", id) }
 
 func keyConflict(id string) error { return gatehouse.Conflict("apikey %q already exists", id) }
@@ -176,13 +173,13 @@ func (s *Store) CreateAPIKey(ctx context.Context, k *gatehouse.APIKey) error {
 	})
 }
 
-// CreateAPIKeys stores up to MaxBulkKeys keys in one transaction, all or
+// CreateAPIKeys stores up to gatehouse.MaxBulkKeys keys in one transaction, all or
 // nothing. Defaults are filled in place. A validation error's Field is
 // prefixed with the key's index ("[3].dailyQuota"); a client id that repeats
 // within ks or already exists is a Conflict naming it.
 func (s *Store) CreateAPIKeys(ctx context.Context, ks []gatehouse.APIKey) error {
-	if len(ks) > MaxBulkKeys {
-		return gatehouse.Invalid("", "at most %d keys per bulk request", MaxBulkKeys)
+	if len(ks) > gatehouse.MaxBulkKeys {
+		return gatehouse.Invalid("", "at most %d keys per bulk request", gatehouse.MaxBulkKeys)
 	}
 	if len(ks) == 0 {
 		return nil
@@ -435,14 +432,6 @@ func keyOrder(sort string) (string, error) {
 	return "", gatehouse.Invalid("sort", "must be %s, %s or %s", gatehouse.SortCreated, gatehouse.SortName, gatehouse.SortLastUsed)
 }
 
-// CountAPIKeys returns how many keys are stored.
-func (s *Store) CountAPIKeys(ctx context.Context) (int, error) {
-	var n int
-	if err := s.r.QueryRowContext(ctx, "SELECT COUNT(*) FROM apikeys").Scan(&n); err != nil {
-		return 0, fmt.Errorf("count apikeys: %w", err)
-	}
-	return n, nil
-}
 
 // ScanKeyAuth calls fn with every key, filling only what authentication,
 // authorization and quotas need: client id and secret, enabled,

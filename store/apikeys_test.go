@@ -68,7 +68,7 @@ func TestCreateAPIKeysBulk(t *testing.T) {
 		}
 	})
 	t.Run("too many", func(t *testing.T) {
-		wantErr(t, s.CreateAPIKeys(ctx, make([]gatehouse.APIKey, MaxBulkKeys+1)), gatehouse.KindInvalid, "-")
+		wantErr(t, s.CreateAPIKeys(ctx, make([]gatehouse.APIKey, gatehouse.MaxBulkKeys+1)), gatehouse.KindInvalid, "-")
 	})
 	if len(f.changes) != 0 {
 		t.Fatalf("failed writes reached the follower: %v", f.changes)
@@ -118,13 +118,13 @@ func TestCreateAPIKeysBulkMax(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t)
 	seedGroups(t, s, "g0", "g1", "g2")
-	ks := bulkKeys("max", MaxBulkKeys)
+	ks := bulkKeys("max", gatehouse.MaxBulkKeys)
 	start := time.Now()
 	must(t, s.CreateAPIKeys(ctx, ks))
 	t.Logf("CreateAPIKeys(%d) took %v", len(ks), time.Since(start))
 	n, err := s.CountAPIKeys(ctx)
 	must(t, err)
-	if n != MaxBulkKeys {
+	if n != gatehouse.MaxBulkKeys {
 		t.Fatalf("CountAPIKeys = %d", n)
 	}
 }
@@ -244,8 +244,8 @@ func TestScanKeyAuthLoad(t *testing.T) {
 		total = 20_000 // the race detector makes the number meaningless; keep the suite fast
 	}
 	start := time.Now()
-	for i := 0; i < total/MaxBulkKeys; i++ {
-		must(t, s.CreateAPIKeys(ctx, bulkKeys(fmt.Sprintf("b%02d-", i), MaxBulkKeys)))
+	for i := 0; i < total/gatehouse.MaxBulkKeys; i++ {
+		must(t, s.CreateAPIKeys(ctx, bulkKeys(fmt.Sprintf("b%02d-", i), gatehouse.MaxBulkKeys)))
 	}
 	t.Logf("CreateAPIKeys: %d keys in %v", total, time.Since(start))
 
@@ -273,7 +273,7 @@ func BenchmarkScanKeyAuth(b *testing.B) {
 	}
 	defer s.Close()
 	for i := 0; i < 10; i++ {
-		if err := s.CreateAPIKeys(ctx, bulkKeys(fmt.Sprintf("b%02d-", i), MaxBulkKeys)); err != nil {
+		if err := s.CreateAPIKeys(ctx, bulkKeys(fmt.Sprintf("b%02d-", i), gatehouse.MaxBulkKeys)); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -261,6 +261,7 @@ func TestReopen(t *testing.T) {
 	p := seedPlugin(t, s, "p1")
 	sv := gatehouse.DefaultService()
 	sv.ID, sv.GroupID, sv.Name, sv.Domain = "s1", "g1", "S", "s.io"
+	sv.Targets = []gatehouse.Target{{Host: "127.0.0.1:9999", Scheme: "http"}}
 	sv.Plugins = []gatehouse.PluginRef{{Ref: "p1", Config: "cfg"}}
 	must(t, s.CreateService(ctx, &sv))
 	k := seedKey(t, s, "k1", "group_g1")

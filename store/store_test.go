@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -262,6 +263,7 @@ func TestServiceReferences(t *testing.T) {
 
 	sv := gatehouse.DefaultService()
 	sv.ID, sv.GroupID, sv.Name, sv.Domain = "s2", "missing", "S2", "s2.example.com"
+	sv.Targets = []gatehouse.Target{{Host: "127.0.0.1:9999", Scheme: "http"}}
 	before := rowCounts(t, s)
 	wantErr(t, s.CreateService(ctx, &sv), gatehouse.KindInvalid, "groupId")
 
@@ -315,6 +317,7 @@ func TestListServicesFilters(t *testing.T) {
 	} {
 		v := gatehouse.DefaultService()
 		v.ID, v.GroupID, v.Name, v.Domain, v.Subdomain = sv.id, sv.group, sv.name, sv.domain, sv.sub
+		v.Targets = []gatehouse.Target{{Host: "127.0.0.1:9999", Scheme: "http"}}
 		must(t, s.CreateService(ctx, &v))
 	}
 	tests := []struct {
@@ -449,6 +452,7 @@ func TestValidationWritesNothing(t *testing.T) {
 	svc := func(mod func(*gatehouse.Service)) *gatehouse.Service {
 		sv := gatehouse.DefaultService()
 		sv.ID, sv.GroupID, sv.Name, sv.Domain = "s2", "g1", "S2", "s2.io"
+		sv.Targets = []gatehouse.Target{{Host: "127.0.0.1:9999", Scheme: "http"}}
 		mod(&sv)
 		return &sv
 	}
@@ -521,4 +525,13 @@ func TestValidationWritesNothing(t *testing.T) {
 	if p, _ := s.GetPlugin(ctx, "p1"); p.TimeoutMs != gatehouse.DefaultPluginTimeoutMs {
 		t.Errorf("plugin changed: %+v", p)
 	}
+}
+
+// CountAPIKeys (for tests) returns how many keys are stored.
+func (s *Store) CountAPIKeys(ctx context.Context) (int, error) {
+	var n int
+	if err := s.r.QueryRowContext(ctx, "SELECT COUNT(*) FROM apikeys").Scan(&n); err != nil {
+		return 0, fmt.Errorf("count apikeys: %w", err)
+	}
+	return n, nil
 }

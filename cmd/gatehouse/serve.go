@@ -57,27 +57,11 @@ func serve(ctx context.Context, c config, getenv func(string) string, stdout, st
 	return srv.Run(ctx, func(proxy, admin net.Addr) {
 		log.Info("gatehouse listening", "proxy", proxy.String(), "admin", admin.String(), "db", c.DB, "version", version)
 		fmt.Fprintf(stdout, "Gatehouse %s\n  gateway:   %s\n  dashboard: %s (user admin)\n", version,
-			baseURL(proxy, c.ProxyTLSCert != ""), baseURL(admin, false))
+			server.BaseURL(proxy.String(), c.ProxyTLSCert != ""), server.BaseURL(admin.String(), false))
 		if demo != nil {
-			demo.print(stdout, baseURL(proxy, c.ProxyTLSCert != ""))
+			demo.print(stdout, server.BaseURL(proxy.String(), c.ProxyTLSCert != ""))
 		}
 	})
-}
-
-// baseURL is how a person on this machine reaches a bound listener.
-func baseURL(a net.Addr, tlsOn bool) string {
-	scheme := "http"
-	if tlsOn {
-		scheme = "https"
-	}
-	host, port, err := net.SplitHostPort(a.String())
-	if err != nil {
-		return scheme + "://" + a.String()
-	}
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "localhost"
-	}
-	return scheme + "://" + net.JoinHostPort(host, port)
 }
 
 // startEcho serves the demo upstream on a free loopback port: it answers

@@ -112,7 +112,6 @@ type Config struct {
 const (
 	maxJSONBody = 1 << 20
 	maxBulkBody = 16 << 20
-	maxBulkKeys = 10_000
 )
 
 // handler is what every route's method does: it writes its answer and

@@ -258,8 +258,8 @@ func (h *keyAPI) bulk(w http.ResponseWriter, r *http.Request) error {
 	if raws == nil {
 		return gatehouse.Invalid("", "must be a JSON array of API keys")
 	}
-	if len(raws) > maxBulkKeys {
-		return gatehouse.Invalid("", "at most %d keys per bulk call, got %d", maxBulkKeys, len(raws))
+	if len(raws) > gatehouse.MaxBulkKeys {
+		return gatehouse.Invalid("", "at most %d keys per bulk call, got %d", gatehouse.MaxBulkKeys, len(raws))
 	}
 	ks := make([]gatehouse.APIKey, len(raws))
 	for i, raw := range raws {

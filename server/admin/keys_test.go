@@ -276,7 +276,7 @@ func TestBulk(t *testing.T) {
 	}
 
 	// At most 10,000 keys per call.
-	many := "[" + strings.TrimSuffix(strings.Repeat("{},", maxBulkKeys+1), ",") + "]"
+	many := "[" + strings.TrimSuffix(strings.Repeat("{},", gatehouse.MaxBulkKeys+1), ",") + "]"
 	a.expectInvalid(a.do("POST", "/api/apikeys/_bulk", "", many), "")
 	if r := a.do("GET", "/api/apikeys", "", ""); r.header.Get("X-Total-Count") != "2" {
 		t.Errorf("oversized bulk wrote keys")
@@ -289,12 +289,12 @@ func TestBulkTenThousand(t *testing.T) {
 	}
 	t.Parallel()
 	a := newTestAPI(t)
-	many := "[" + strings.TrimSuffix(strings.Repeat(`{"clientName":"fleet"},`, maxBulkKeys), ",") + "]"
+	many := "[" + strings.TrimSuffix(strings.Repeat(`{"clientName":"fleet"},`, gatehouse.MaxBulkKeys), ",") + "]"
 	ks := decode[[]gatehouse.APIKey](t, a.expect(a.do("POST", "/api/apikeys/_bulk", "", many), http.StatusCreated))
-	if len(ks) != maxBulkKeys {
+	if len(ks) != gatehouse.MaxBulkKeys {
 		t.Fatalf("created %d keys", len(ks))
 	}
-	if r := a.do("GET", "/api/apikeys?pageSize=1", "", ""); r.header.Get("X-Total-Count") != fmt.Sprint(maxBulkKeys) {
+	if r := a.do("GET", "/api/apikeys?pageSize=1", "", ""); r.header.Get("X-Total-Count") != fmt.Sprint(gatehouse.MaxBulkKeys) {
 		t.Errorf("X-Total-Count %q", r.header.Get("X-Total-Count"))
 	}
 }

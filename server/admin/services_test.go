@@ -26,17 +26,17 @@ func TestServices(t *testing.T) {
 	if got := decode[gatehouse.Service](t, a.expect(a.do("GET", "/api/services/api", "", ""), 200)); !reflect.DeepEqual(got, want) {
 		t.Errorf("get %+v", got)
 	}
-	a.expect(a.do("POST", "/api/services", "", `{"id":"api","groupId":"g","name":"x","domain":"x.com"}`), http.StatusConflict)
+	a.expect(a.do("POST", "/api/services", "", `{"id":"api","groupId":"g","name":"x","domain":"x.com","targets":[{"host":"h:1","scheme":"http"}]}`), http.StatusConflict)
 
 	// Field errors name the field; nothing is written.
 	for _, tc := range []struct{ body, field string }{
-		{`{"groupId":"missing","name":"x","domain":"x.com"}`, "groupId"},
-		{`{"groupId":"g","name":"","domain":"x.com"}`, "name"},
+		{`{"groupId":"missing","name":"x","domain":"x.com","targets":[{"host":"h:1","scheme":"http"}]}`, "groupId"},
+		{`{"groupId":"g","name":"","domain":"x.com","targets":[{"host":"h:1","scheme":"http"}]}`, "name"},
 		{`{"groupId":"g","name":"x","domain":"x.com","targets":[{"scheme":"http"}]}`, "targets"},
 		{`{"groupId":"g","name":"x","domain":"x.com","targets":[{"host":5}]}`, "targets.host"},
-		{`{"groupId":"g","name":"x","domain":"x.com","plugins":[{"ref":"nope"}]}`, "plugins"},
-		{`{"groupId":"g","name":"x","domain":"x.com","enabled":"yes"}`, "enabled"},
-		{`{"groupId":"g","name":"x","domain":"x.com",}`, ""},
+		{`{"groupId":"g","name":"x","domain":"x.com","targets":[{"host":"h:1","scheme":"http"}],"plugins":[{"ref":"nope"}]}`, "plugins"},
+		{`{"groupId":"g","name":"x","domain":"x.com","targets":[{"host":"h:1","scheme":"http"}],"enabled":"yes"}`, "enabled"},
+		{`{"groupId":"g","name":"x","domain":"x.com","targets":[{"host":"h:1","scheme":"http"}],}`, ""},
 	} {
 		a.expectInvalid(a.do("POST", "/api/services", "", tc.body), tc.field)
 	}
@@ -56,8 +56,8 @@ func TestServices(t *testing.T) {
 	if got := decode[gatehouse.Service](t, a.do("GET", "/api/services/api", "", "")); !reflect.DeepEqual(got, want) {
 		t.Errorf("after put %+v", got)
 	}
-	a.expect(a.do("PUT", "/api/services/missing", "", `{"groupId":"g","name":"x","domain":"x.com"}`), http.StatusNotFound)
-	a.expectInvalid(a.do("PUT", "/api/services/api", "", `{"groupId":"missing","name":"x","domain":"x.com"}`), "groupId")
+	a.expect(a.do("PUT", "/api/services/missing", "", `{"groupId":"g","name":"x","domain":"x.com","targets":[{"host":"h:1","scheme":"http"}]}`), http.StatusNotFound)
+	a.expectInvalid(a.do("PUT", "/api/services/api", "", `{"groupId":"missing","name":"x","domain":"x.com","targets":[{"host":"h:1","scheme":"http"}]}`), "groupId")
 
 	// Lists and their filters.
 	a.mustService("web", "g")

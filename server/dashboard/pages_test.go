@@ -104,6 +104,7 @@ func TestSearch(t *testing.T) {
 	e.seed()
 	other := gatehouse.DefaultService()
 	other.ID, other.GroupID, other.Name, other.Domain = "billing", "shop", "Billing", "billing.example.com"
+	other.Targets = []gatehouse.Target{{Host: "127.0.0.1:9999", Scheme: "http"}}
 	if err := e.st.CreateService(t.Context(), &other); err != nil {
 		t.Fatal(err)
 	}

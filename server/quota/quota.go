@@ -579,27 +579,6 @@ func (st *state) pending(cs []gatehouse.Counter) []gatehouse.Counter {
 	return cs
 }
 
-// Dirty returns the increments every key has not flushed yet: its closed
-// periods' and its current day's and month's. It changes nothing.
-func (m *Manager) Dirty() []gatehouse.Counter {
-	m.flushMu.Lock()
-	defer m.flushMu.Unlock()
-	var cs []gatehouse.Counter
-	for i := range m.shards {
-		sh := &m.shards[i]
-		sh.mu.RLock()
-		for _, st := range sh.dirty {
-			st.mu.Lock()
-			if !st.gone {
-				cs = st.pending(cs)
-			}
-			st.mu.Unlock()
-		}
-		sh.mu.RUnlock()
-	}
-	return cs
-}
-
 // Flush hands every key's unflushed increments (see Dirty) to save in one
 // call. If save fails they are given back, to be added by a later flush, so
 // no call is ever lost or counted twice. save must not keep cs after it

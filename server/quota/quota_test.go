@@ -775,3 +775,25 @@ func BenchmarkTakeOneKey(b *testing.B) {
 		}
 	})
 }
+
+// Dirty (for tests) returns the increments every key has not flushed yet: its closed
+// periods' and its current day's and month's. It changes nothing.
+func (m *Manager) Dirty() []gatehouse.Counter {
+	m.flushMu.Lock()
+	defer m.flushMu.Unlock()
+	var cs []gatehouse.Counter
+	for i := range m.shards {
+		sh := &m.shards[i]
+		sh.mu.RLock()
+		for _, st := range sh.dirty {
+			st.mu.Lock()
+			if !st.gone {
+				cs = st.pending(cs)
+			}
+			st.mu.Unlock()
+		}
+		sh.mu.RUnlock()
+	}
+	return cs
+}
+
