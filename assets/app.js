@@ -51,4 +51,28 @@
     btn.textContent = show ? "Hide" : "Reveal";
     btn.setAttribute("aria-pressed", show ? "true" : "false");
   });
+
+  // "Menu" folds the sidebar open and shut under 768 px; without JavaScript
+  // the link's #sidebar-menu target opens it instead.
+  var toggle = document.querySelector(".menu-toggle");
+  if (toggle) {
+    var nav = document.getElementById("sidebar-menu");
+    toggle.setAttribute("role", "button");
+    toggle.setAttribute("aria-expanded", "false");
+    toggle.addEventListener("click", function (ev) {
+      ev.preventDefault();
+      var open = !nav.classList.contains("open");
+      nav.classList.toggle("open", open);
+      toggle.setAttribute("aria-expanded", open ? "true" : "false");
+    });
+  }
+
+  // A form htmx swapped in moves the focus as a page load would: to the
+  // element marked autofocus (the first invalid field, or a row just added).
+  document.addEventListener("htmx:afterSettle", function () {
+    var el = document.querySelector("#main [autofocus]");
+    if (!el) return;
+    el.removeAttribute("autofocus");
+    if (document.activeElement !== el) el.focus();
+  });
 })();

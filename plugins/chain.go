@@ -1,6 +1,7 @@
 package plugins
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -253,6 +254,12 @@ func (c *Chain) Serve(w http.ResponseWriter, r *http.Request, clientAddr string,
 	ex.handOverRequest()
 	ex.rw = respWriter{ex: ex, w: w}
 	next.ServeHTTP(&ex.rw, r)
+	if ex.rw.hijacked {
+		return nil // a protocol switch: the upgraded stream went by the guests
+	}
+	if ex.rw.discard {
+		return ex.err // the response phase failed
+	}
 	if !ex.rw.wroteHeader {
 		ex.rw.WriteHeader(http.StatusOK) // next wrote nothing: an empty 200
 	}
@@ -393,9 +400,41 @@ type respWriter struct {
 	w           http.ResponseWriter
 	wroteHeader bool
 	discard     bool // the response phase failed: the error mapper answers instead
+	hijacked    bool // switched protocols (101): next owns the connection
 }
 
-var _ http.Flusher = (*respWriter)(nil)
+var (
+	_ http.Flusher  = (*respWriter)(nil)
+	_ http.Hijacker = (*respWriter)(nil)
+)
+
+// Hijack is next's protocol switch (a 101 to a WebSocket upgrade). The
+// guests saw the handshake request; their handle_response runs now, on the
+// 101, and what they set goes out with it, as do the headers already on w
+// (the gateway's own). The upgraded stream then passes without them. When a
+// guest fails there, the switch is refused and Serve returns the failure.
+func (rw *respWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	ex := rw.ex
+	rw.wroteHeader = true
+	ex.status = http.StatusSwitchingProtocols
+	if err := ex.respond(); err != nil {
+		ex.err = err
+		rw.discard = true // next's error answer is dropped: the error mapper answers
+		return nil, nil, err
+	}
+	for k, v := range rw.w.Header() {
+		if _, ok := ex.respHeader[k]; !ok {
+			ex.respHeader[k] = v
+		}
+	}
+	c, brw, err := http.NewResponseController(rw.w).Hijack()
+	if err != nil {
+		rw.wroteHeader = false // next answers the error (the guests are done)
+		return nil, nil, err
+	}
+	rw.hijacked = true
+	return c, brw, nil
+}
 
 func (rw *respWriter) Header() http.Header { return rw.ex.respHeader }
 

@@ -4,6 +4,9 @@ import (
 	"html"
 	"net/http"
 	"strings"
+
+	"gatehouse/server/auth"
+	"gatehouse/server/quota"
 )
 
 // Messages of the answers the gateway gives itself (contract section 5).
@@ -17,21 +20,29 @@ const (
 	msgPluginFailure  = "plugin failure"
 	msgPluginBusy     = "plugin busy"
 	msgBadPath        = "bad request path"
+	msgBadRequest     = "bad request" // a request body that broke its own framing
 	msgBadGateway     = "bad gateway"
 	msgGatewayTimeout = "gateway timeout"
 	msgBodyTooLarge   = "request body too large"
 	msgInternal       = "internal error"
 )
 
-// errorBodies caches each message's JSON body: messages are a closed set, so
+// errorBodies caches each message's JSON body: messages are a closed set
+// (the gateway's own, and the reasons the auth and quota stages give), so
 // an error answer allocates nothing to encode.
 var errorBodies = map[string][]byte{}
 
 func init() {
-	for _, m := range []string{msgNoRoute, msgMaintenance, msgBuild, msgIPNotAllowed, msgNotAuthorized,
-		msgMethod, msgPluginFailure, msgPluginBusy, msgBadPath, msgBadGateway, msgGatewayTimeout,
-		msgBodyTooLarge, msgInternal, "no apikey", "invalid apikey", "bad apikey",
-		"too many requests: throttling quota", "too many requests: daily quota", "too many requests: monthly quota"} {
+	msgs := []string{msgNoRoute, msgMaintenance, msgBuild, msgIPNotAllowed, msgNotAuthorized,
+		msgMethod, msgPluginFailure, msgPluginBusy, msgBadPath, msgBadRequest, msgBadGateway,
+		msgGatewayTimeout, msgBodyTooLarge, msgInternal}
+	for _, r := range []auth.Result{auth.NoCredential, auth.Invalid, auth.Bad} {
+		msgs = append(msgs, r.Message())
+	}
+	for _, r := range []quota.Reason{quota.Throttling, quota.Daily, quota.Monthly} {
+		msgs = append(msgs, r.Message())
+	}
+	for _, m := range msgs {
 		errorBodies[m] = []byte(`{"Otoroshi-Error":"` + m + `"}`)
 	}
 }

@@ -1,12 +1,9 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"flag"
-	"image/png"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -23,16 +20,11 @@ import (
 	"gatehouse"
 )
 
-var update = flag.Bool("update", false, "rewrite docs/screenshots/*.png from the browser tests")
-
 // Dashboard credentials of the browser tests.
 const (
 	e2eUser     = "admin"
 	e2ePassword = "correct horse battery staple"
 )
-
-// screenshotDir is where -update writes the screenshots, from the package directory.
-const screenshotDir = "../docs/screenshots"
 
 // dashboardHarness is the real server on a real SQLite file with the real
 // clock, its admin handler served on loopback and a dashboard user.
@@ -201,34 +193,10 @@ func (b *browser) count(sel chromedp.CSS) int {
 	return get(b, "count "+string(sel), chromedp.Evaluate[int](`document.querySelectorAll(`+strconv.Quote(string(sel))+`).length`))
 }
 
-// shot screenshots the whole page on every run, checks it is a PNG of the
-// viewport's width, and writes it to docs/screenshots only with -update.
-func (b *browser) shot(name string, width int) {
-	b.t.Helper()
-	buf := get(b, "screenshot "+name, chromedp.FullScreenshot(100))
-	cfg, err := png.DecodeConfig(bytes.NewReader(buf))
-	if err != nil {
-		b.t.Fatalf("screenshot %s: not a PNG: %v", name, err)
-	}
-	if cfg.Width != width {
-		b.t.Errorf("screenshot %s is %d px wide, want %d", name, cfg.Width, width)
-	}
-	if !*update {
-		return
-	}
-	if err := os.MkdirAll(screenshotDir, 0o755); err != nil {
-		b.t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(screenshotDir, name+".png"), buf, 0o644); err != nil {
-		b.t.Fatal(err)
-	}
-}
-
 // login signs in through the form and lands on the services list.
 func (b *browser) login() {
 	b.t.Helper()
 	b.do("open the dashboard", chromedp.Navigate(b.base+"/"), pageReady(tid("login-form")))
-	b.shot("login", desktopW)
 	b.do("sign in",
 		typeInto(tid("login-username"), e2eUser),
 		typeInto(tid("login-password"), e2ePassword),
@@ -293,7 +261,7 @@ func TestDashboardEndToEnd(t *testing.T) {
 		typeInto(tid("field-id"), "storefront"),
 		typeInto(tid("field-description"), "Public APIs of the shop"),
 		chromedp.Click(tid("submit")),
-		pageReady(tid("group-row", `[data-id="storefront"]`)),
+		pageReady(tid("new-service")), // the new group's page
 	)
 	if _, err := h.st.GetGroup(ctx, "storefront"); err != nil {
 		t.Fatalf("group not in the store: %v", err)
@@ -313,6 +281,8 @@ func TestDashboardEndToEnd(t *testing.T) {
 			typeInto(tid("field-domain"), domain),
 			typeInto(tid("field-targetHost"), up.host()),
 			chromedp.Click(tid("submit")),
+			pageReady(tid("service-facts")), // the new service's page
+			chromedp.Click(tid("nav-all-services")),
 			pageReady(tid("service-row", `[data-id="`+id+`"]`)),
 		)
 	}
@@ -328,7 +298,6 @@ func TestDashboardEndToEnd(t *testing.T) {
 	if n := b.count(tid("service-row")); n != 2 {
 		t.Errorf("%d services listed, want 2", n)
 	}
-	b.shot("services", desktopW)
 
 	// The sidebar search filters as you type.
 	b.do("search billing",
@@ -350,7 +319,6 @@ func TestDashboardEndToEnd(t *testing.T) {
 	if got := b.text(tid("service-host")); got != "e2e.test" {
 		t.Errorf("service page host %q", got)
 	}
-	b.shot("service", desktopW)
 
 	// A key, through the create form: a bad quota first.
 	b.do("open the new key form",
@@ -381,16 +349,15 @@ func TestDashboardEndToEnd(t *testing.T) {
 	if _, err := h.st.GetAPIKey(ctx, clientID); gatehouse.KindOf(err) != gatehouse.KindNotFound {
 		t.Fatalf("refused key stored anyway: %v", err)
 	}
-	b.shot("key-create-error", desktopW)
 	row := tid("key-row", `[data-client-id="`+clientID+`"]`)
 	b.do("create the key",
 		typeInto(tid("field-dailyQuota"), "1000"),
 		chromedp.Click(tid("submit")),
+		pageReady(tid("key-facts")), // the new key's page
+		chromedp.Click(tid("nav-service-keys")),
 		pageReady(row),
 	)
-	b.shot("keys", desktopW)
 	b.do("narrow viewport", chromedp.EmulateViewport(mobileW, mobileH), chromedp.WaitVisible(row))
-	b.shot("keys-mobile", mobileW)
 	b.do("desktop viewport", chromedp.EmulateViewport(desktopW, desktopH))
 
 	wantAnswer(t, "first call", gatewayCall(h, "e2e.test", clientID, secret), 200, "")
@@ -404,7 +371,6 @@ func TestDashboardEndToEnd(t *testing.T) {
 	if got := b.text(tid("submit")); got != "Update API key" {
 		t.Errorf("edit form button %q", got)
 	}
-	b.shot("key-edit", desktopW)
 	b.do("submit abc",
 		typeInto(tid("field-dailyQuota"), "abc"),
 		chromedp.Click(tid("submit")),
@@ -423,6 +389,8 @@ func TestDashboardEndToEnd(t *testing.T) {
 	b.do("set the daily quota to 1",
 		typeInto(tid("field-dailyQuota"), "1"),
 		chromedp.Click(tid("submit")),
+		pageReady(tid("key-facts")),
+		chromedp.Click(tid("nav-service-keys")),
 		pageReady(row),
 	)
 	if got := b.text(chromedp.CSS(string(row) + ` [data-testid="quota-daily"]`)); !strings.Contains(got, "1 / 1") {
@@ -466,7 +434,6 @@ func TestDashboardEndToEnd(t *testing.T) {
 	if got := b.text(tid("confirm-delete-name")); got != "Mobile app" {
 		t.Errorf("confirmation names %q", got)
 	}
-	b.shot("key-delete", desktopW)
 	b.do("cancel", chromedp.Click(tid("cancel-delete")), pageReady(row))
 	if _, err := h.st.GetAPIKey(ctx, clientID); err != nil {
 		t.Fatalf("cancelled delete removed the key: %v", err)
@@ -494,6 +461,8 @@ func TestDashboardEndToEnd(t *testing.T) {
 		chromedp.SetUploadFiles(tid("field-wasm"), []string{wasmFile}),
 		typeInto(tid("field-name"), "pass-through"),
 		chromedp.Click(chromedp.CSS(`#plugin-form [type="submit"]`)),
+		pageReady(tid("plugin-facts")), // the new plugin's page
+		chromedp.Click(tid("nav-plugins")),
 		pageReady(tid("plugin-row")),
 	)
 	sum := sha256.Sum256(minimalPlugin)
@@ -503,7 +472,6 @@ func TestDashboardEndToEnd(t *testing.T) {
 	if got := b.attr(tid("plugin-sha256"), "title"); got != hex.EncodeToString(sum[:]) {
 		t.Errorf("plugin hash %q", got)
 	}
-	b.shot("plugins", desktopW)
 }
 
 // TestDashboardKeyUsageAndCurl checks in the browser that a key's page shows
@@ -547,10 +515,10 @@ func TestDashboardKeyUsageAndCurl(t *testing.T) {
 	if height := get(b, "last bar height", chromedp.Evaluate[float64](`document.querySelector('[data-testid="usage-bar"]:last-of-type').getBBox().height`)); height <= 0 {
 		t.Errorf("today's bar is not drawn (height %v)", height)
 	}
-	if n := b.count(tid("curl-line")); n != 2 {
-		t.Fatalf("%d curl lines, want 2", n)
+	if n := b.count(tid("curl-full")); n != 3 {
+		t.Fatalf("%d curl lines, want 3 (Basic, headers, JWT)", n)
 	}
-	lines := get(b, "curl lines", chromedp.Evaluate[[]string](`[...document.querySelectorAll('[data-testid="curl-line"]')].map(e => e.textContent)`))
+	lines := get(b, "curl lines", chromedp.Evaluate[[]string](`[...document.querySelectorAll('[data-testid="curl-full"]')].map(e => e.textContent)`))
 	want := "curl -i 'http://localhost:8080/' -H 'Host: orders.test' -u 'mobile01:s3cret'"
 	if lines[0] != want {
 		t.Errorf("basic curl line\n got %s\nwant %s", lines[0], want)
@@ -559,5 +527,4 @@ func TestDashboardKeyUsageAndCurl(t *testing.T) {
 		t.Errorf("headers curl line %s", lines[1])
 	}
 	b.do("curl lines visible", chromedp.WaitVisible(tid("curl-line", ":last-of-type")))
-	b.shot("key-detail", desktopW)
 }

@@ -150,7 +150,7 @@ func (s *Server) prepareCatalog(ctx context.Context, v *store.View) (func(), err
 		return nil, fmt.Errorf("list services: %w", err)
 	}
 	var buildErr error
-	t := route.Build(services, func(id string, err error) {
+	t := route.Build(services, s.routes.Load(), func(id string, err error) {
 		if buildErr == nil {
 			buildErr = fmt.Errorf("service %s cannot be routed: %w", id, err)
 		}

@@ -1,8 +1,10 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -27,7 +29,7 @@ type Gateway struct {
 	routes   *atomic.Pointer[route.Table]
 	keys     *keys.Index
 	previous *auth.Previous
-	quotas   *quota.Manager
+	quotas   Quotas
 	trusted  []netip.Prefix
 	now      func() time.Time
 	log      *slog.Logger
@@ -38,7 +40,7 @@ type Gateway struct {
 	bufferPool httputil.BufferPool
 	reqPrefix  string
 	reqSeq     atomic.Uint64
-	stages     []stage
+	pipeline   []stage
 	unrouted   *serviceMetrics // requests that matched no service
 }
 
@@ -56,8 +58,11 @@ type exchange struct {
 	key           *keys.Key
 	decision      quota.Decision
 	hasDecision   bool
-	previousUntil int64 // the key's previous secret authenticated the call: when it stops working (epoch ms)
-	clientGone    bool  // the client cancelled while the upstream was asked: 499
+	previousUntil int64         // the key's previous secret authenticated the call: when it stops working (epoch ms)
+	clientGone    bool          // the client cancelled while the upstream was asked: 499
+	forwarded     bool          // the plugins stage ran the proxy behind the chain
+	body          *clientBody   // the client's request body, watched for broken framing
+	fwdReq        *http.Request // the request as forwarded: it carries the exchange
 	sw            statusWriter
 
 	// Backing arrays for header value slices, so setting them allocates
@@ -74,9 +79,23 @@ type exchangeKey struct{}
 
 var exchangePool = sync.Pool{New: func() any { return new(exchange) }}
 
-// stage is one step of the pipeline; it answers the request itself and
-// returns false to stop, or returns true to hand on to the next stage.
-type stage func(x *exchange, w http.ResponseWriter, r *http.Request) bool
+// stage is one step of the pipeline: it hands on to the next stage by
+// returning the zero refusal, or stops the request with a refusal that
+// refuse turns into the answer.
+type stage func(x *exchange, r *http.Request) refusal
+
+// refusal is a stage's answer to a request it stops: the status, the
+// Otoroshi-Error-Msg ("" for an answer without one, such as forceHttps's 303)
+// and at most one header that goes with it (Location, WWW-Authenticate,
+// Retry-After).
+type refusal struct {
+	status int
+	msg    string
+	header string
+	value  string
+}
+
+var pass refusal
 
 // forwarder is what a route forwards through: its reverse proxy, behind the
 // service's plugin chain when it has one.
@@ -96,7 +115,7 @@ type GatewayConfig struct {
 	Logger          *slog.Logger
 }
 
-func newGateway(cfg GatewayConfig, routes *atomic.Pointer[route.Table], ix *keys.Index, q *quota.Manager, m *metrics) *Gateway {
+func newGateway(cfg GatewayConfig, routes *atomic.Pointer[route.Table], ix *keys.Index, q Quotas, m *metrics) *Gateway {
 	g := &Gateway{
 		routes:     routes,
 		keys:       ix,
@@ -111,15 +130,20 @@ func newGateway(cfg GatewayConfig, routes *atomic.Pointer[route.Table], ix *keys
 		reqPrefix:  newRequestPrefix(),
 		unrouted:   m.forService(""),
 	}
-	// The order is the contract's (section 3): the first stage that answers wins.
-	g.stages = []stage{
-		g.stageRoute,
-		g.stageIPFilter,
-		g.stageServiceState,
-		g.stageForceHTTPS,
-		g.stageAuthenticate,
-		g.stageAuthorize,
-		g.stageQuotas,
+	// The whole request path, in the contract's order (section 3): the
+	// first stage that refuses answers.
+	g.pipeline = []stage{
+		g.stagePath,          // 400 bad request path, or bad request for an unprintable Upgrade
+		g.stageClientIP,      // the peer, or X-Forwarded-For behind a trusted proxy
+		g.stageRoute,         // 404 no route found
+		g.stageIPFilter,      // 403 ip address not allowed
+		g.stageModes,         // 503 maintenance / build mode
+		g.stageForceHTTPS,    // 303 to https
+		g.stageKey,           // 401 no / invalid / bad apikey
+		g.stageAuthorization, // 403 not authorized, 405 read-only
+		g.stageQuotas,        // 429 too many requests
+		g.stagePlugins,       // the plugin's own answer, 502 / 503 / 413
+		g.stageProxy,         // the upstream's answer, 502 / 504 / 400 for a broken body
 	}
 	return g
 }
@@ -158,24 +182,34 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			g.log.Error("panic in gateway", "req_id", x.reqID, "err", p)
 			if x.sw.status == 0 {
-				writeError(&x.sw, r, http.StatusInternalServerError, msgInternal)
+				g.refuse(x, &x.sw, r, refusal{status: http.StatusInternalServerError, msg: msgInternal})
 			}
 		}
 	}()
-
-	p, ok := canonicalPath(r.URL)
-	if !ok {
-		g.answer(x, r, http.StatusBadRequest, msgBadPath)
-		return
-	}
-	x.path = p
-	x.clientIP, x.trustedPeer = g.clientIP(r)
-	for _, s := range g.stages {
-		if !s(x, &x.sw, r) {
+	for _, s := range g.pipeline {
+		if f := s(x, r); f.status != 0 {
+			g.refuse(x, &x.sw, r, f)
 			return
 		}
 	}
-	g.forward(x, r)
+}
+
+// refuse writes every answer the gateway gives itself: the refusal's status,
+// message and header, with the request id and, when the request presented a
+// valid key, the quota headers. The proxy's error handler calls it with the
+// writer it was given (the plugin chain's, on a service with plugins, so that
+// handle_response sees the answer).
+func (g *Gateway) refuse(x *exchange, w http.ResponseWriter, r *http.Request, f refusal) {
+	h := w.Header()
+	if f.header != "" {
+		h[f.header] = []string{f.value}
+	}
+	g.errorHeaders(x, h)
+	if f.msg == "" {
+		w.WriteHeader(f.status)
+		return
+	}
+	writeError(w, r, f.status, f.msg)
 }
 
 // canonicalPath decodes and cleans the URL's path; false when it does not decode.
@@ -221,13 +255,6 @@ func (g *Gateway) finish(x *exchange, r *http.Request) {
 	exchangePool.Put(x)
 }
 
-// answer writes one of the gateway's own error answers, with the quota
-// headers when the request presented a valid key.
-func (g *Gateway) answer(x *exchange, r *http.Request, status int, msg string) {
-	g.errorHeaders(x, x.sw.Header())
-	writeError(&x.sw, r, status, msg)
-}
-
 // errorHeaders sets the request id and, for a valid key, the quota headers
 // (peeked when the quota stage did not run) on an answer the gateway gives.
 func (g *Gateway) errorHeaders(x *exchange, h http.Header) {
@@ -258,46 +285,72 @@ func (x *exchange) sendHeaders() bool {
 	return x.route == nil || x.route.Service.SendOtoroshiHeadersBack
 }
 
-func (g *Gateway) stageRoute(x *exchange, w http.ResponseWriter, r *http.Request) bool {
-	t := g.routes.Load()
-	if t != nil {
+func (g *Gateway) stagePath(x *exchange, r *http.Request) refusal {
+	p, ok := canonicalPath(r.URL)
+	if !ok {
+		return refusal{status: http.StatusBadRequest, msg: msgBadPath}
+	}
+	x.path = p
+	if v, ok := r.Header["Upgrade"]; ok && !printableUpgrade(v, r.Header["Connection"]) {
+		// The reverse proxy would fail it as its own error (502): it is
+		// the client's.
+		return refusal{status: http.StatusBadRequest, msg: msgBadRequest}
+	}
+	return pass
+}
+
+// printableUpgrade reports whether an upgrade request (Connection names
+// Upgrade) names a protocol of printable ASCII, as the reverse proxy requires.
+func printableUpgrade(upgrade, connection []string) bool {
+	if !hasToken(connection, "upgrade") || len(upgrade) == 0 {
+		return true
+	}
+	for i := 0; i < len(upgrade[0]); i++ {
+		if c := upgrade[0][i]; c < ' ' || c > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+func (g *Gateway) stageClientIP(x *exchange, r *http.Request) refusal {
+	x.clientIP, x.trustedPeer = g.clientIP(r)
+	return pass
+}
+
+func (g *Gateway) stageRoute(x *exchange, r *http.Request) refusal {
+	if t := g.routes.Load(); t != nil {
 		x.route = t.Match(hostOnly(r.Host), x.path, r.Header)
 	}
 	if x.route == nil {
-		g.answer(x, r, http.StatusNotFound, msgNoRoute)
-		return false
+		return refusal{status: http.StatusNotFound, msg: msgNoRoute}
 	}
-	return true
+	return pass
 }
 
-func (g *Gateway) stageIPFilter(x *exchange, w http.ResponseWriter, r *http.Request) bool {
+func (g *Gateway) stageIPFilter(x *exchange, r *http.Request) refusal {
 	if !x.route.IPAllowed(x.clientIP) {
-		g.answer(x, r, http.StatusForbidden, msgIPNotAllowed)
-		return false
+		return refusal{status: http.StatusForbidden, msg: msgIPNotAllowed}
 	}
-	return true
+	return pass
 }
 
-func (g *Gateway) stageServiceState(x *exchange, w http.ResponseWriter, r *http.Request) bool {
+func (g *Gateway) stageModes(x *exchange, r *http.Request) refusal {
 	s := x.route.Service
 	switch {
 	case s.MaintenanceMode:
-		g.answer(x, r, http.StatusServiceUnavailable, msgMaintenance)
-		return false
+		return refusal{status: http.StatusServiceUnavailable, msg: msgMaintenance}
 	case s.BuildMode:
-		g.answer(x, r, http.StatusServiceUnavailable, msgBuild)
-		return false
+		return refusal{status: http.StatusServiceUnavailable, msg: msgBuild}
 	}
-	return true
+	return pass
 }
 
-func (g *Gateway) stageForceHTTPS(x *exchange, w http.ResponseWriter, r *http.Request) bool {
+func (g *Gateway) stageForceHTTPS(x *exchange, r *http.Request) refusal {
 	if !x.route.Service.ForceHTTPS || g.scheme(x, r) == "https" {
-		return true
+		return pass
 	}
-	w.Header().Set("Location", "https://"+r.Host+r.URL.RequestURI())
-	w.WriteHeader(http.StatusSeeOther)
-	return false
+	return refusal{status: http.StatusSeeOther, header: "Location", value: "https://" + r.Host + r.URL.RequestURI()}
 }
 
 // scheme is the client's scheme: X-Forwarded-Proto from a trusted proxy, else the listener's.
@@ -313,81 +366,77 @@ func (g *Gateway) scheme(x *exchange, r *http.Request) string {
 	return "http"
 }
 
-func (g *Gateway) stageAuthenticate(x *exchange, w http.ResponseWriter, r *http.Request) bool {
+func (g *Gateway) stageKey(x *exchange, r *http.Request) refusal {
 	if x.route.IsPublic(x.path) {
 		// No credential is checked or counted on a public path and credentials
 		// pass through, but a client never speaks for a key it did not prove.
 		r.Header.Del("Otoroshi-Client-Id")
 		r.Header.Del("Otoroshi-Client-Secret")
-		return true
+		return pass
 	}
 	cred := auth.Extract(r, auth.AllSources)
 	k, res := auth.Verify(&cred, g.keys, g.previous, g.now().UnixMilli())
 	if res != auth.OK {
+		f := refusal{status: http.StatusUnauthorized, msg: res.Message()}
 		if res == auth.NoCredential {
-			w.Header().Set("WWW-Authenticate", `Basic realm="gatehouse"`)
+			f.header, f.value = "Www-Authenticate", `Basic realm="gatehouse"`
 		}
-		g.answer(x, r, http.StatusUnauthorized, res.Message())
-		return false
+		return f
 	}
 	x.key = k
 	x.previousUntil = cred.PreviousUntil
 	cred.Strip(r)
 	r.Header.Del("Otoroshi-Client-Secret")
+	// Plugins see the caller's client id on the request (contract section
+	// 10); rewrite sets it again on the upstream request.
 	x.clientIDVal[0] = k.ClientID
 	r.Header["Otoroshi-Client-Id"] = x.clientIDVal[:]
-	return true
+	return pass
 }
 
-func (g *Gateway) stageAuthorize(x *exchange, w http.ResponseWriter, r *http.Request) bool {
+func (g *Gateway) stageAuthorization(x *exchange, r *http.Request) refusal {
 	if x.key == nil {
-		return true
+		return pass
 	}
 	s := x.route.Service
 	if !x.key.AuthorizedOn(s.ID, s.GroupID) {
-		g.answer(x, r, http.StatusForbidden, msgNotAuthorized)
-		return false
+		return refusal{status: http.StatusForbidden, msg: msgNotAuthorized}
 	}
 	if x.key.ReadOnly && r.Method != http.MethodGet && r.Method != http.MethodHead && r.Method != http.MethodOptions {
-		g.answer(x, r, http.StatusMethodNotAllowed, msgMethod)
-		return false
+		return refusal{status: http.StatusMethodNotAllowed, msg: msgMethod}
 	}
-	return true
+	return pass
 }
 
-func (g *Gateway) stageQuotas(x *exchange, w http.ResponseWriter, r *http.Request) bool {
+func (g *Gateway) stageQuotas(x *exchange, r *http.Request) refusal {
 	if x.key == nil {
-		return true
+		return pass
 	}
 	x.decision = g.quotas.Take(x.key.ClientID, limitsOf(x.key))
 	x.hasDecision = true
 	if !x.decision.Allowed {
 		g.metrics.quotaRefusals.WithLabelValues(x.decision.Reason.String()).Inc()
-		w.Header()["Retry-After"] = []string{strconv.FormatInt(max(x.decision.RetryAfter, 1), 10)}
-		g.answer(x, r, http.StatusTooManyRequests, x.decision.Reason.Message())
-		return false
+		return refusal{status: http.StatusTooManyRequests, msg: x.decision.Reason.Message(),
+			header: "Retry-After", value: strconv.FormatInt(max(x.decision.RetryAfter, 1), 10)}
 	}
-	return true
+	return pass
 }
 
-// forward runs the service's plugins, if any, then the reverse proxy.
-func (g *Gateway) forward(x *exchange, r *http.Request) {
-	fw, _ := x.route.Handler.(*forwarder)
+// stagePlugins runs the service's plugin chain, if any, with the proxy as
+// the chain's next handler.
+func (g *Gateway) stagePlugins(x *exchange, r *http.Request) refusal {
+	fw := x.forwarder()
 	if fw == nil {
-		g.answer(x, r, http.StatusBadGateway, msgBadGateway)
-		return
+		return refusal{status: http.StatusBadGateway, msg: msgBadGateway}
 	}
 	if fw.brokenChain {
 		// A plugin of the service could not be loaded: its requests fail
 		// as a failing plugin's do, rather than skip it.
 		g.metrics.pluginFailures.WithLabelValues(x.route.Service.ID).Inc()
-		g.answer(x, r, http.StatusBadGateway, msgPluginFailure)
-		return
+		return refusal{status: http.StatusBadGateway, msg: msgPluginFailure}
 	}
-	r = r.WithContext(context.WithValue(r.Context(), exchangeKey{}, x))
 	if fw.chain == nil {
-		fw.proxy.ServeHTTP(&x.sw, r)
-		return
+		return pass
 	}
 	// A plugin may answer by itself: its answer carries the request id and,
 	// for a valid key, the quota headers too (a proxied answer overwrites
@@ -396,26 +445,76 @@ func (g *Gateway) forward(x *exchange, r *http.Request) {
 	if x.sendHeaders() {
 		g.errorHeaders(x, x.sw.Header())
 	}
-	if err := fw.chain.Serve(&x.sw, r, x.clientIP.String(), fw.proxy); err != nil {
-		g.pluginError(x, r, err)
+	x.forwarded = true
+	err := fw.chain.Serve(&x.sw, x.forwardRequest(r), x.clientIP.String(), fw.proxy)
+	if err == nil || x.sw.status != 0 || x.clientGone {
+		return pass // done, or the answer had begun, or nobody is listening
+	}
+	return g.pluginRefusal(x, err)
+}
+
+// pluginRefusal maps a plugin chain's error to the answer.
+func (g *Gateway) pluginRefusal(x *exchange, err error) refusal {
+	switch {
+	case x.bodyBroken():
+		return refusal{status: http.StatusBadRequest, msg: msgBadRequest}
+	case errors.Is(err, plugins.ErrBodyTooLarge):
+		return refusal{status: http.StatusRequestEntityTooLarge, msg: msgBodyTooLarge}
+	case errors.Is(err, plugins.ErrBusy):
+		g.metrics.pluginFailures.WithLabelValues(x.route.Service.ID).Inc()
+		return refusal{status: http.StatusServiceUnavailable, msg: msgPluginBusy}
+	default:
+		g.metrics.pluginFailures.WithLabelValues(x.route.Service.ID).Inc()
+		return refusal{status: http.StatusBadGateway, msg: msgPluginFailure}
 	}
 }
 
-func (g *Gateway) pluginError(x *exchange, r *http.Request, err error) {
-	if x.sw.status != 0 || x.clientGone {
-		return // the answer had begun, or nobody is listening
+// stageProxy forwards to the upstream, unless the plugin chain already did.
+// Its failures are answered by proxyError, through the writer the reverse
+// proxy holds.
+func (g *Gateway) stageProxy(x *exchange, r *http.Request) refusal {
+	if !x.forwarded {
+		x.forwarder().proxy.ServeHTTP(&x.sw, x.forwardRequest(r))
 	}
-	switch {
-	case errors.Is(err, plugins.ErrBusy):
-		g.metrics.pluginFailures.WithLabelValues(x.route.Service.ID).Inc()
-		g.answer(x, r, http.StatusServiceUnavailable, msgPluginBusy)
-	case errors.Is(err, plugins.ErrBodyTooLarge):
-		g.answer(x, r, http.StatusRequestEntityTooLarge, msgBodyTooLarge)
-	default:
-		g.metrics.pluginFailures.WithLabelValues(x.route.Service.ID).Inc()
-		g.answer(x, r, http.StatusBadGateway, msgPluginFailure)
-	}
+	return pass
 }
+
+// forwardRequest is r with the exchange in its context (the reverse
+// proxy's callbacks find it there), and its body watched.
+func (x *exchange) forwardRequest(r *http.Request) *http.Request {
+	if x.fwdReq == nil {
+		if r.Body != nil && r.Body != http.NoBody {
+			x.body = &clientBody{rc: r.Body}
+			r.Body = x.body
+		}
+		x.fwdReq = r.WithContext(context.WithValue(r.Context(), exchangeKey{}, x))
+	}
+	return x.fwdReq
+}
+
+// clientBody is the client's request body, watched so that the error
+// mappers can tell a body that broke its own framing (a bad chunk, fewer
+// bytes than Content-Length) from an upstream's failure. It is allocated
+// per request with a body, not pooled: the transport may still read it
+// after the request is done.
+type clientBody struct {
+	rc     io.ReadCloser
+	broken atomic.Bool
+}
+
+func (b *clientBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	// A read after the transport closed the body (it gave up on the
+	// upstream) is not the client's doing.
+	if err != nil && err != io.EOF && !errors.Is(err, http.ErrBodyReadAfterClose) {
+		b.broken.Store(true)
+	}
+	return n, err
+}
+
+func (b *clientBody) Close() error { return b.rc.Close() }
+
+func (x *exchange) bodyBroken() bool { return x.body != nil && x.body.broken.Load() }
 
 // rewrite shapes the upstream request (httputil.ReverseProxy.Rewrite).
 func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
@@ -440,8 +539,18 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 	} else if g.tls {
 		out.Header["X-Forwarded-Proto"] = []string{"https"}
 	}
+	// The gateway's own headers are set here, on the outbound request,
+	// after the reverse proxy removed the hop-by-hop headers the client's
+	// Connection names: a client cannot have them dropped.
 	x.reqIDVal[0] = x.reqID
 	out.Header["Otoroshi-Request-Id"] = x.reqIDVal[:]
+	delete(out.Header, "Otoroshi-Client-Secret")
+	if x.key != nil {
+		x.clientIDVal[0] = x.key.ClientID
+		out.Header["Otoroshi-Client-Id"] = x.clientIDVal[:]
+	} else {
+		delete(out.Header, "Otoroshi-Client-Id")
+	}
 	for _, h := range rt.AddHeaders {
 		n, v := h.Pair()
 		out.Header[n] = []string{v}
@@ -474,25 +583,36 @@ func (g *Gateway) modifyResponse(resp *http.Response) error {
 	return nil
 }
 
-// proxyError is the reverse proxy's one error mapper: 504 for a timeout, 499
-// (logged, nobody to answer) when the client went away, 502 otherwise.
+// proxyError is the reverse proxy's error handler: proxyRefusal maps the
+// error, refuse writes the answer.
 func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	x := r.Context().Value(exchangeKey{}).(*exchange)
+	f := g.proxyRefusal(x, r, err)
+	if f.status == 0 || x.sw.status != 0 {
+		return // nobody to answer, or the answer had begun
+	}
+	g.refuse(x, w, r, f)
+}
+
+// proxyRefusal is the one mapping of a forwarding error to an answer: 400
+// when the client's own body broke its framing (not the upstream's fault:
+// neither logged nor counted as an upstream failure), nothing (499) when the
+// client went away, 504 for a timeout, 502 otherwise.
+func (g *Gateway) proxyRefusal(x *exchange, r *http.Request, err error) refusal {
+	if x.bodyBroken() {
+		return refusal{status: http.StatusBadRequest, msg: msgBadRequest}
+	}
 	if r.Context().Err() != nil && errors.Is(err, context.Canceled) {
 		x.clientGone = true
-		return
+		return pass
 	}
-	status, msg := http.StatusBadGateway, msgBadGateway
+	f := refusal{status: http.StatusBadGateway, msg: msgBadGateway}
 	var ne net.Error
 	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
-		status, msg = http.StatusGatewayTimeout, msgGatewayTimeout
+		f = refusal{status: http.StatusGatewayTimeout, msg: msgGatewayTimeout}
 	}
 	g.log.Warn("upstream failed", "req_id", x.reqID, "service", x.route.Service.ID, "err", err)
-	if x.sw.status != 0 {
-		return
-	}
-	g.errorHeaders(x, w.Header())
-	writeError(w, r, status, msg)
+	return f
 }
 
 // clientIP is the TCP peer's address or, when the peer is a trusted proxy,
@@ -540,6 +660,20 @@ func (g *Gateway) isTrusted(ip netip.Addr) bool {
 	return false
 }
 
+// hasToken reports whether a comma-separated header names token (any case).
+func hasToken(values []string, token string) bool {
+	for _, v := range values {
+		for v != "" {
+			var t string
+			t, v, _ = strings.Cut(v, ",")
+			if strings.EqualFold(strings.Trim(t, " \t"), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // hostOnly strips the port from a Host header value.
 func hostOnly(h string) string {
 	if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.Contains(h[i:], "]") {
@@ -573,6 +707,25 @@ func (s *statusWriter) Write(b []byte) (int, error) {
 }
 
 func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+var _ http.Hijacker = (*statusWriter)(nil)
+
+// Hijack is the reverse proxy's protocol switch (101, a WebSocket): the
+// status is 101, and the proxy listener's connection stops reading HTTP
+// framing into what is now the upgraded stream.
+func (s *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(s.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	if s.status == 0 {
+		s.status = http.StatusSwitchingProtocols
+	}
+	if fc, ok := c.(*badPathConn); ok {
+		fc.upgraded()
+	}
+	return c, brw, nil
+}
 
 func (s *statusWriter) Flush() {
 	if s.status == 0 {

@@ -1,9 +1,13 @@
 package server
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"encoding/base64"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -144,10 +148,9 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	}
 }
 
-// FuzzGateway feeds the request path arbitrary header, cookie, query and path
-// bytes (as far as net/http lets them through): it never panics and never
-// answers 5xx for a client's mistake, since the upstream itself is healthy.
-func FuzzGateway(f *testing.F) {
+// fuzzHarness is the gateway the fuzz targets call: one service, api.test,
+// public under /public/, and a key k:s authorized on it.
+func fuzzHarness(f *testing.F) *harness {
 	h := newHarness(f)
 	up := newUpstream(f)
 	h.group("g")
@@ -155,6 +158,14 @@ func FuzzGateway(f *testing.F) {
 		s.PublicPatterns = []string{"/public/.*"}
 	}))
 	h.key(newKey("k", "s", func(k *gatehouse.APIKey) { k.AuthorizedEntities = []string{"group_g"} }))
+	return h
+}
+
+// FuzzGateway feeds the request path arbitrary header, cookie, query and path
+// bytes (as far as net/http lets them through): it never panics and never
+// answers 5xx for a client's mistake, since the upstream itself is healthy.
+func FuzzGateway(f *testing.F) {
+	h := fuzzHarness(f)
 	f.Add("/", "", "Authorization", "Basic azpz", "")
 	f.Add("/public/x", "a=1", "Authorization", "Bearer x.y.z", "access_token=a.b.c")
 	f.Add("/a/../b//c", "x-api-key=k&basic_auth=%%%", "Otoroshi-Client-Id", "k", "access_token=")
@@ -251,6 +262,69 @@ func FuzzBadRequestLine(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if hasBadRequestLine(b) && bytes.IndexByte(b, '%') < 0 {
 			t.Fatalf("flagged bytes without a %%: %q", b)
+		}
+	})
+}
+
+// FuzzGatewayRaw sends arbitrary bytes at the real proxy listener (its
+// connections' framing watch and net/http's parser, then the pipeline): the
+// gateway never panics, always answers in well-formed HTTP, and never
+// answers a client's bytes with a gateway failure (the upstream is healthy).
+// (What reaches the upstream is asserted by the raw-TCP framing tests: here a
+// request cut short may still reach the shared upstream after its iteration.)
+func FuzzGatewayRaw(f *testing.F) {
+	h := fuzzHarness(f)
+	ctx, cancel := context.WithCancel(context.Background())
+	addrs := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- h.srv.Run(ctx, func(p, _ net.Addr) { addrs <- p.String() }) }()
+	var proxy string
+	select {
+	case proxy = <-addrs:
+	case err := <-done:
+		f.Fatalf("Run: %v", err)
+	}
+	f.Cleanup(func() { cancel(); <-done })
+
+	f.Add([]byte("GET /public/x HTTP/1.1\r\nHost: api.test\r\n\r\n"))
+	f.Add([]byte("POST /x HTTP/1.1\r\nHost: api.test\r\nAuthorization: Basic azpz\r\nContent-Length: 3\r\n\r\nabc" +
+		"GET /public/y HTTP/1.1\r\nHost: api.test\r\n\r\n"))
+	f.Add([]byte("POST /public/a HTTP/1.1\r\nHost: api.test\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" +
+		"GET /public/smuggled HTTP/1.1\r\nHost: api.test\r\n\r\n"))
+	f.Add([]byte("POST /public/a HTTP/1.0\r\nHost: api.test\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"))
+	f.Add([]byte("POST /public/a HTTP/1.1\r\nHost: api.test\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n0\r\nT: 1\r\n\r\n"))
+	f.Add([]byte("POST /public/a HTTP/1.1\r\nHost: api.test\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"))
+	f.Add([]byte("GET /%zz HTTP/1.1\r\nHost: api.test\r\n\r\n"))
+	f.Add([]byte("GET /public/ws HTTP/1.1\r\nHost: api.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		c, err := net.Dial("tcp", proxy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Write(raw); err != nil {
+			return // the gateway closed early: fine
+		}
+		c.(*net.TCPConn).CloseWrite()
+		br := bufio.NewReader(c)
+		answers := 0
+		for {
+			if _, err := br.Peek(1); err == io.EOF {
+				break // the gateway closed the connection between answers
+			}
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				rest, _ := io.ReadAll(br)
+				t.Fatalf("after %d answers: %v, then %q", answers, err, rest)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			answers++
+			if s := resp.StatusCode; s >= 500 && s != http.StatusNotImplemented && s != http.StatusHTTPVersionNotSupported {
+				// 501 and 505 are net/http's own answers to a client's
+				// transfer coding or version; any other 5xx is the gateway failing.
+				t.Fatalf("answer %d: status %d %q", answers, s, resp.Header.Get("Otoroshi-Error-Msg"))
+			}
 		}
 	})
 }

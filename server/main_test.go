@@ -23,7 +23,7 @@ func TestMain(m *testing.M) {
 // knows the shared ones; NAME=path builds one of ours).
 var guestNames = []string{
 	"hmacauth", "rewrite", "deny", "echo", "noop", "membomb", "loop", "trap", "noexports",
-	"mirror=./server/testdata/guests/mirror",
+	"mirror=./server/testdata/guests/mirror", "readbody=./server/testdata/guests/readbody",
 }
 
 var (

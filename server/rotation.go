@@ -27,12 +27,6 @@ func (g *Gateway) rotationHeaders(x *exchange, h http.Header) {
 	h[hdrRotationRemaining] = []string{strconv.FormatInt(max(x.previousUntil-g.now().UnixMilli(), 0), 10)}
 }
 
-// RotateAPIKey rotates a key's secret at the server's clock (the admin API's
-// and the dashboard's rotate).
-func (b backend) RotateAPIKey(ctx context.Context, clientID, newSecret string, graceHours int64) (gatehouse.APIKey, error) {
-	return b.Store.RotateAPIKey(ctx, clientID, newSecret, graceHours, b.s.cfg.Now().UnixMilli())
-}
-
 // rotationInterval is how often automatic rotations and expired previous
 // secrets are looked for; rotation periods are counted in hours.
 const rotationInterval = time.Minute
@@ -64,7 +58,7 @@ func (s *Server) RotateDue(ctx context.Context) error {
 		return err
 	}
 	for _, id := range ids {
-		if _, err := s.store.RotateAPIKey(ctx, id, "", -1, now); err != nil && gatehouse.KindOf(err) != gatehouse.KindNotFound {
+		if _, err := s.store.RotateAPIKeyAt(ctx, id, "", -1, now); err != nil && gatehouse.KindOf(err) != gatehouse.KindNotFound {
 			return err
 		}
 		s.log.Info("api key secret rotated", "client_id", id)

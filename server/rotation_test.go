@@ -207,7 +207,7 @@ func TestRotationByAnotherProcess(t *testing.T) {
 	other, err := store.Open(ctx, filepath.Join(h.dir, "gatehouse.db"))
 	must(t, err)
 	defer other.Close()
-	if _, err := other.RotateAPIKey(gatehouse.WithActor(ctx, gatehouse.ActorCLI), "k", "new-secret", 1, h.clock.Now().UnixMilli()); err != nil {
+	if _, err := other.RotateAPIKeyAt(gatehouse.WithActor(ctx, gatehouse.ActorCLI), "k", "new-secret", 1, h.clock.Now().UnixMilli()); err != nil {
 		t.Fatal(err)
 	}
 	must(t, h.st.Follow(ctx))

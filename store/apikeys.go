@@ -432,7 +432,6 @@ func keyOrder(sort string) (string, error) {
 	return "", gatehouse.Invalid("sort", "must be %s, %s or %s", gatehouse.SortCreated, gatehouse.SortName, gatehouse.SortLastUsed)
 }
 
-
 // ScanKeyAuth calls fn with every key, filling only what authentication,
 // authorization and quotas need: client id and secret, enabled,
 // allowClientIdOnly, readOnly, the three quotas, validUntil and

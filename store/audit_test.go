@@ -100,7 +100,7 @@ func TestAuditLog(t *testing.T) {
 	must(t, s.CreateAPIKey(ctx, &k))
 	k.ClientSecret, k.DailyQuota = "second-secret-value", 5
 	must(t, s.UpdateAPIKey(ctx, &k))
-	if _, err := s.RotateAPIKey(ctx, "k1", "third-secret-value", 2, 1000); err != nil {
+	if _, err := s.RotateAPIKeyAt(ctx, "k1", "third-secret-value", 2, 1000); err != nil {
 		t.Fatal(err)
 	}
 	must(t, s.ResetQuotas(ctx, "k1"))

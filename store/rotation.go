@@ -30,9 +30,15 @@ func readPrevious(ctx context.Context, q querier, box *secretBox, k *gatehouse.A
 
 // RotateAPIKey makes newSecret (generated when empty) the key's secret and
 // keeps accepting the one it replaces for graceHours (the key's own
-// rotation.gracePeriod when negative) after nowMs; 0 revokes it at once. It
-// is a revision of its own (op rotate) and returns the key as it is then.
-func (s *Store) RotateAPIKey(ctx context.Context, clientID, newSecret string, graceHours, nowMs int64) (gatehouse.APIKey, error) {
+// rotation.gracePeriod when negative) from now on the store's clock; 0
+// revokes it at once. It is a revision of its own (op rotate) and returns
+// the key as it is then.
+func (s *Store) RotateAPIKey(ctx context.Context, clientID, newSecret string, graceHours int64) (gatehouse.APIKey, error) {
+	return s.RotateAPIKeyAt(ctx, clientID, newSecret, graceHours, s.now().UnixMilli())
+}
+
+// RotateAPIKeyAt is RotateAPIKey at nowMs (epoch ms).
+func (s *Store) RotateAPIKeyAt(ctx context.Context, clientID, newSecret string, graceHours, nowMs int64) (gatehouse.APIKey, error) {
 	if newSecret == "" {
 		newSecret = gatehouse.NewClientSecret()
 	}

@@ -80,7 +80,7 @@ func TestSecretsAtRest(t *testing.T) {
 	}
 	// Writes with the key: a rotation (so a previous secret), a new key, a
 	// new plugin config, a new session.
-	if _, err := s.RotateAPIKey(ctx, "k1", "rotated-secret-number-two", 5, 1); err != nil {
+	if _, err := s.RotateAPIKeyAt(ctx, "k1", "rotated-secret-number-two", 5, 1); err != nil {
 		t.Fatal(err)
 	}
 	k2 := gatehouse.DefaultAPIKey()

@@ -19,7 +19,7 @@ type GroupForm struct {
 }
 
 // GroupFormFields are the group fields the form shows, for ErrorsFrom.
-var GroupFormFields = []string{"id", "name", "description"}
+var GroupFormFields = []string{"name", "id", "description"}
 
 func (f GroupForm) Action() string {
 	if f.Edit {
@@ -67,4 +67,32 @@ type ServicePluginsForm struct {
 func (f ServicePluginsForm) AllRows() []PluginRow {
 	rows := append([]PluginRow(nil), f.Rows...)
 	return append(rows, PluginRow{Position: itoa(len(f.Rows) + 1)})
+}
+
+// PluginEditForm changes a plugin's name and limits.
+type PluginEditForm struct {
+	Plugin           gatehouse.Plugin
+	Name             string
+	MemoryLimitPages string
+	TimeoutMs        string
+	PoolSize         string
+	Errors           FormErrors
+}
+
+// PluginEditFields are the fields of the limits form, in their order.
+var PluginEditFields = []string{"name", "memoryLimitPages", "timeoutMs", "poolSize"}
+
+// PluginReplaceForm uploads new bytes for a plugin.
+type PluginReplaceForm struct {
+	Plugin gatehouse.Plugin
+	Errors FormErrors
+}
+
+// PluginData is one plugin's page: what it is, where it runs, its limits
+// and its module.
+type PluginData struct {
+	Plugin  gatehouse.Plugin
+	UsedBy  []gatehouse.Service
+	Edit    PluginEditForm
+	Replace PluginReplaceForm
 }

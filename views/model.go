@@ -7,8 +7,10 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"gatehouse"
 )
@@ -21,6 +23,7 @@ type Shell struct {
 	Search  string              // the sidebar search box's value
 	Sidebar []gatehouse.Service // services listed under the search box
 	Service *gatehouse.Service  // the service being viewed: adds its own sidebar entries
+	Flash   string              // confirmation of the write that led here
 }
 
 // Sidebar entries.
@@ -28,6 +31,7 @@ const (
 	NavServices       = "services"
 	NavGroups         = "groups"
 	NavPlugins        = "plugins"
+	NavKeys           = "keys"
 	NavServiceInfo    = "service"
 	NavServiceKeys    = "service-keys"
 	NavServicePlugins = "service-plugins"
@@ -62,22 +66,66 @@ func hxHeaders(ctx context.Context) string {
 // a message about the whole form.
 type FormErrors map[string]string
 
+// focusKey holds the field that gets the focus: the first invalid one.
+const focusKey = "\x00focus"
+
+// Focus marks the first field of order that has a message (or the whole
+// form's message) as the one to focus, and returns e.
+func (e FormErrors) Focus(order ...string) FormErrors {
+	if len(e) == 0 {
+		return e
+	}
+	for _, f := range order {
+		if _, ok := e[f]; ok {
+			e[focusKey] = f
+			return e
+		}
+	}
+	e[focusKey] = ""
+	return e
+}
+
+func (e FormErrors) focused(field string) bool {
+	f, ok := e[focusKey]
+	return ok && f == field
+}
+
+// Any reports whether there is a message to show.
+func (e FormErrors) Any() bool {
+	for k := range e {
+		if k != focusKey {
+			return true
+		}
+	}
+	return false
+}
+
+// Add records a message for field unless the field has one already, and
+// folds a field the form does not show into the whole form's message.
+func (e FormErrors) Add(err *gatehouse.Error, shown ...string) {
+	field := err.Field
+	msg := err.Message
+	if field != "" && !slices.Contains(shown, field) {
+		msg, field = field+": "+msg, ""
+	}
+	if old, ok := e[field]; ok {
+		if field != "" || strings.Contains(old, msg) {
+			return
+		}
+		msg = old + " " + msg
+	}
+	e[field] = msg
+}
+
 // ErrorsFrom turns a *gatehouse.Error into FormErrors; fields the form does
 // not show are reported on the whole form.
 func ErrorsFrom(e *gatehouse.Error, shown ...string) FormErrors {
 	if e == nil {
 		return nil
 	}
-	for _, f := range shown {
-		if f == e.Field {
-			return FormErrors{e.Field: e.Message}
-		}
-	}
-	msg := e.Message
-	if e.Field != "" {
-		msg = e.Field + ": " + e.Message
-	}
-	return FormErrors{"": msg}
+	errs := FormErrors{}
+	errs.Add(e, shown...)
+	return errs.Focus(shown...)
 }
 
 // Pager describes one page of a list and builds the links to its neighbours.
@@ -118,27 +166,107 @@ func (p Pager) url(page int) string {
 }
 
 // URLs of the dashboard's screens, in one place.
-func ServicesURL() string             { return "/services" }
+func ServicesURL() string { return "/services" }
+func ServiceNewURL(groupID string) string {
+	if groupID == "" {
+		return ServicesURL() + "/new"
+	}
+	return ServicesURL() + "/new?group=" + url.QueryEscape(groupID)
+}
 func ServiceURL(id string) string     { return "/services/" + url.PathEscape(id) }
 func ServiceEditURL(id string) string { return ServiceURL(id) + "/edit" }
 func ServiceDeleteURL(id string) string {
 	return ServiceURL(id) + "/delete"
 }
 func ServicePluginsURL(id string) string { return ServiceURL(id) + "/plugins" }
-func KeysURL(serviceID string) string    { return ServiceURL(serviceID) + "/apikeys" }
-func KeyNewURL(serviceID string) string  { return KeysURL(serviceID) + "/new" }
-func KeyURL(serviceID, clientID string) string {
-	return KeysURL(serviceID) + "/" + url.PathEscape(clientID)
+func GroupsURL() string                  { return "/groups" }
+func GroupURL(id string) string          { return "/groups/" + url.PathEscape(id) }
+func GroupEditURL(id string) string      { return GroupURL(id) + "/edit" }
+func GroupDeleteURL(id string) string    { return GroupURL(id) + "/delete" }
+func PluginsURL() string                 { return "/plugins" }
+func PluginURL(id string) string         { return "/plugins/" + url.PathEscape(id) }
+func PluginDeleteURL(id string) string   { return PluginURL(id) + "/delete" }
+func PluginWasmURL(id string) string     { return PluginURL(id) + "/wasm" }
+func AllKeysURL() string                 { return "/apikeys" }
+
+// KeyScope is where a key's screens live: under a service (its keys, that
+// is its group's) or under "All API keys" (ServiceID empty).
+type KeyScope struct{ ServiceID string }
+
+// KeysURL is the key list of a service's scope.
+func KeysURL(serviceID string) string { return ServiceURL(serviceID) + "/apikeys" }
+
+func (s KeyScope) List() string {
+	if s.ServiceID == "" {
+		return AllKeysURL()
+	}
+	return KeysURL(s.ServiceID)
 }
-func KeyEditURL(serviceID, clientID string) string   { return KeyURL(serviceID, clientID) + "/edit" }
-func KeyToggleURL(serviceID, clientID string) string { return KeyURL(serviceID, clientID) + "/toggle" }
-func KeyDeleteURL(serviceID, clientID string) string { return KeyURL(serviceID, clientID) + "/delete" }
-func GroupsURL() string                              { return "/groups" }
-func GroupURL(id string) string                      { return "/groups/" + url.PathEscape(id) }
-func GroupEditURL(id string) string                  { return GroupURL(id) + "/edit" }
-func GroupDeleteURL(id string) string                { return GroupURL(id) + "/delete" }
-func PluginsURL() string                             { return "/plugins" }
-func PluginDeleteURL(id string) string               { return "/plugins/" + url.PathEscape(id) + "/delete" }
+func (s KeyScope) New() string                { return s.List() + "/new" }
+func (s KeyScope) Key(clientID string) string { return s.List() + "/" + url.PathEscape(clientID) }
+func (s KeyScope) Edit(clientID string) string {
+	return s.Key(clientID) + "/edit"
+}
+func (s KeyScope) Toggle(clientID string) string { return s.Key(clientID) + "/toggle" }
+func (s KeyScope) Delete(clientID string) string { return s.Key(clientID) + "/delete" }
+func (s KeyScope) Reset(clientID string) string  { return s.Key(clientID) + "/reset-quotas" }
+
+// KeyNewURL is the new key form on a service's screens.
+func KeyNewURL(serviceID string) string { return KeyScope{serviceID}.New() }
+
+// Statuses say what the gateway does, in the order it decides.
+const (
+	StatusEnabled      = "enabled"
+	StatusDisabled     = "disabled"
+	StatusExpired      = "expired"
+	StatusMaintenance  = "maintenance"
+	StatusConstruction = "under construction"
+)
+
+// KeyStatus is what the gateway does with a key at nowMs: a key whose
+// validUntil has passed (validUntil <= now, as the gateway's index has it)
+// is refused like a disabled one.
+func KeyStatus(k gatehouse.APIKey, nowMs int64) string {
+	switch {
+	case !k.Enabled:
+		return StatusDisabled
+	case k.ValidUntil != nil && *k.ValidUntil <= nowMs:
+		return StatusExpired
+	}
+	return StatusEnabled
+}
+
+// ServiceStatus is what the gateway answers for a service: not routed when
+// disabled, then maintenance before build mode.
+func ServiceStatus(s gatehouse.Service) string {
+	switch {
+	case !s.Enabled:
+		return StatusDisabled
+	case s.MaintenanceMode:
+		return StatusMaintenance
+	case s.BuildMode:
+		return StatusConstruction
+	}
+	return StatusEnabled
+}
+
+func statusClass(status string) string {
+	if status == StatusEnabled {
+		return "badge on"
+	}
+	if status == StatusDisabled || status == StatusExpired {
+		return "badge off"
+	}
+	return "badge warn"
+}
+
+// dateTime formats epoch milliseconds for people, in loc.
+func dateTime(ms int64, loc *time.Location) string {
+	if loc == nil {
+		loc = time.UTC
+	}
+	return time.UnixMilli(ms).In(loc).Format("2006-01-02 15:04 MST")
+}
 
 func itoa(n int) string     { return strconv.Itoa(n) }
 func i64(n int64) string    { return strconv.FormatInt(n, 10) }

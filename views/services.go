@@ -44,13 +44,33 @@ type ServiceForm struct {
 	SendHeaders     bool
 	PublicPatterns  string
 	PrivatePatterns string
+	Additional      []KVRow
+	Matching        []KVRow
+	Whitelist       string // one entry a line
+	Blacklist       string
 	Groups          []gatehouse.Group
+	FocusRow        map[string]int // the row just added, per row list, gets the focus
 	Errors          FormErrors
 }
 
+func (f ServiceForm) focusRow(list string) int {
+	if i, ok := f.FocusRow[list]; ok {
+		return i
+	}
+	return -1
+}
+
+func atLeastOne(rows []KVRow) []KVRow {
+	if len(rows) == 0 {
+		return []KVRow{{}}
+	}
+	return rows
+}
+
 // ServiceFormFields are the service fields the form shows, for ErrorsFrom.
-var ServiceFormFields = []string{"id", "groupId", "name", "env", "domain", "subdomain", "targets",
-	"root", "matchingRoot", "publicPatterns", "privatePatterns"}
+var ServiceFormFields = []string{"name", "id", "groupId", "subdomain", "env", "domain", "targets",
+	"root", "matchingRoot", "publicPatterns", "privatePatterns", "additionalHeaders", "matchingHeaders",
+	"ipFiltering.whitelist", "ipFiltering.blacklist"}
 
 // Action is where the form posts.
 func (f ServiceForm) Action() string {
@@ -60,8 +80,10 @@ func (f ServiceForm) Action() string {
 	return ServicesURL()
 }
 
-// TargetRows returns the targets plus one empty row to add another.
+// TargetRows are the rows shown: at least one, to type the first target.
 func (f ServiceForm) TargetRows() []TargetRow {
-	rows := append([]TargetRow(nil), f.Targets...)
-	return append(rows, TargetRow{Scheme: "http"})
+	if len(f.Targets) == 0 {
+		return []TargetRow{{Scheme: "http"}}
+	}
+	return f.Targets
 }

@@ -126,10 +126,10 @@ func keysData() KeysData {
 	return KeysData{
 		Service: svc, GroupName: "Shop",
 		Rows: []KeyRow{
-			{ServiceID: "svc1", Key: gatehouse.APIKey{ClientID: "cid1", ClientSecret: "s3cret", ClientName: "Mobile app", Enabled: true,
+			{Scope: KeyScope{"svc1"}, Key: gatehouse.APIKey{ClientID: "cid1", ClientSecret: "s3cret", ClientName: "Mobile app", Enabled: true,
 				ThrottlingQuota: 100, DailyQuota: 1000, MonthlyQuota: 30000},
 				Usage: gatehouse.QuotaUsage{CurrentCallsPerDay: 250, CurrentCallsPerMonth: 4000}},
-			{ServiceID: "svc1", Key: gatehouse.APIKey{ClientID: "cid2", ClientSecret: "other", Enabled: false, DailyQuota: 0, MonthlyQuota: 5}},
+			{Scope: KeyScope{"svc1"}, Key: gatehouse.APIKey{ClientID: "cid2", ClientSecret: "other", Enabled: false, DailyQuota: 0, MonthlyQuota: 5}},
 		},
 		Pager: Pager{Page: 1, PageSize: 50, Total: 2, Base: "/services/svc1/apikeys"},
 	}
@@ -160,8 +160,11 @@ func TestKeysPage(t *testing.T) {
 		t.Error("secret value or copy button missing")
 	}
 	tog := r.Find(`[data-testid="key-toggle"]`)
-	if attr(tog, "aria-checked") != "true" || strings.TrimSpace(tog.Text()) != "Enabled" {
-		t.Errorf("toggle aria-checked %q text %q", attr(tog, "aria-checked"), tog.Text())
+	if attr(tog, "role") != "switch" || attr(tog, "aria-checked") != "true" || !strings.Contains(attr(tog, "aria-label"), "Mobile app") || attr(tog, "id") != "toggle-cid1" {
+		t.Errorf("toggle role %q aria-checked %q label %q id %q", attr(tog, "role"), attr(tog, "aria-checked"), attr(tog, "aria-label"), attr(tog, "id"))
+	}
+	if got := r.Find(`[data-testid="status"]`).Text(); got != "enabled" {
+		t.Errorf("status %q", got)
 	}
 	form := tog.Closest("form")
 	if attr(form, "hx-post") != "/services/svc1/apikeys/cid1/toggle" || attr(form, "action") != "/services/svc1/apikeys/cid1/toggle" ||
@@ -201,7 +204,7 @@ func TestKeysPage(t *testing.T) {
 
 func TestKeyFormCreateAndErrors(t *testing.T) {
 	t.Parallel()
-	f := KeyForm{Service: svc, ClientName: "Mobile", ClientID: "genid", ClientSecret: "gensecret",
+	f := KeyForm{Scope: KeyScope{svc.ID}, Service: &svc, ClientName: "Mobile", ClientID: "genid", ClientSecret: "gensecret",
 		Throttling: "10", Daily: "abc", Monthly: "100", Enabled: true,
 		Errors: FormErrors{"dailyQuota": "must be a whole number"}}
 	doc, _ := render(t, KeyFormEl(f))
@@ -243,14 +246,14 @@ func TestKeyFormCreateAndErrors(t *testing.T) {
 	if !msg.Parent().HasClass("invalid") || attr(mustOne(t, doc, "field-dailyQuota"), "aria-invalid") != "true" {
 		t.Error("invalid field not marked")
 	}
-	if tid(doc, "error-monthlyQuota").Length() != 0 || tid(doc, "form-error").Length() != 0 {
+	if tid(doc, "error-monthlyQuota").Length() != 0 || tid(doc, "form-error").Length() != 0 || tid(doc, "form-errors").Length() != 1 {
 		t.Error("errors shown for valid fields")
 	}
 }
 
 func TestKeyFormEdit(t *testing.T) {
 	t.Parallel()
-	doc, _ := render(t, KeyFormEl(KeyForm{Service: svc, Edit: true, ClientID: "cid1", ClientSecret: "s"}))
+	doc, _ := render(t, KeyFormEl(KeyForm{Scope: KeyScope{svc.ID}, Service: &svc, Edit: true, ClientID: "cid1", ClientSecret: "s"}))
 	if got := strings.TrimSpace(mustOne(t, doc, "submit").Text()); got != "Update API key" {
 		t.Errorf("submit = %q", got)
 	}
@@ -267,9 +270,9 @@ func TestKeyFormEdit(t *testing.T) {
 
 func TestFormErrorForHiddenField(t *testing.T) {
 	t.Parallel()
-	errs := ErrorsFrom(gatehouse.Invalid("authorizedEntities", "bad"), KeyFormFields...)
-	doc, _ := render(t, KeyFormEl(KeyForm{Service: svc, Errors: errs}))
-	if got := mustOne(t, doc, "form-error").Text(); got != "authorizedEntities: bad" {
+	errs := ErrorsFrom(gatehouse.Invalid("rotation", "bad"), KeyFormFields...)
+	doc, _ := render(t, KeyFormEl(KeyForm{Scope: KeyScope{svc.ID}, Service: &svc, Errors: errs}))
+	if got := mustOne(t, doc, "form-error").Text(); got != "rotation: bad" {
 		t.Errorf("form error = %q", got)
 	}
 }
@@ -315,13 +318,16 @@ func TestUsageChart(t *testing.T) {
 
 func TestKeyDetailCurl(t *testing.T) {
 	t.Parallel()
-	d := KeyDetailData{Service: svc, Key: gatehouse.APIKey{ClientID: "cid1", ClientName: "Mobile"},
-		Curl: []CurlLine{{Label: "Basic", Command: "curl -u 'a:b' x"}}, Days: []DayCount{{"2025-01-01", 3}}}
+	d := KeyDetailData{Service: &svc, Scope: KeyScope{svc.ID}, Key: gatehouse.APIKey{ClientID: "cid1", ClientName: "Mobile"},
+		Curl: []CurlLine{{Label: "Basic", Command: "curl -u 'a:b' x", Masked: "curl -u 'a:••••••••' x"}}, Days: []DayCount{{"2025-01-01", 3}}}
 	doc, _ := render(t, KeyDetailPage(d))
-	if got := mustOne(t, doc, "curl-line").Text(); got != "curl -u 'a:b' x" {
+	if got := mustOne(t, doc, "curl-line").Text(); got != "curl -u 'a:••••••••' x" {
+		t.Errorf("masked curl line = %q", got)
+	}
+	if got := mustOne(t, doc, "curl-full").Text(); got != "curl -u 'a:b' x" {
 		t.Errorf("curl line = %q", got)
 	}
-	if attr(mustOne(t, doc, "curl-copy"), "data-copy") != attr(mustOne(t, doc, "curl-line"), "id") {
+	if attr(mustOne(t, doc, "curl-copy"), "data-copy") != attr(mustOne(t, doc, "curl-full"), "id") {
 		t.Error("copy button not wired to its line")
 	}
 	mustOne(t, doc, "usage-svg")
@@ -334,8 +340,8 @@ func TestServiceForm(t *testing.T) {
 		PublicPatterns: "/public/.*\n/health", Errors: FormErrors{"domain": "may hold only a-z"}}
 	doc, _ := render(t, ServiceFormEl(f))
 	rows := tid(doc, "target-row")
-	if rows.Length() != 2 {
-		t.Fatalf("%d target rows, want the target plus an empty one", rows.Length())
+	if rows.Length() != 1 || rows.Find(`[data-testid="remove-target"]`).Length() != 1 {
+		t.Fatalf("%d target rows, want the one target with its Remove button", rows.Length())
 	}
 	if attr(rows.First().Find(`input[name="targetHost"]`), "value") != "a:1" ||
 		attr(rows.First().Find(`option[selected]`), "value") != "https" {
@@ -434,5 +440,127 @@ func TestPager(t *testing.T) {
 	doc, _ := render(t, pager(p))
 	if attr(mustOne(t, doc, "pager-next"), "href") != "/services?page=3&q=x+y" {
 		t.Error("pager link")
+	}
+}
+
+func TestQuotaLevel(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		used, limit int64
+		want        string
+	}{
+		{0, 3, LevelOK}, {2, 3, LevelOK}, {3, 3, LevelFull}, {4, 3, LevelFull},
+		{8, 10, LevelOK}, {9, 10, LevelWarn}, {899, 1000, LevelOK}, {900, 1000, LevelWarn},
+		{0, 0, LevelFull}, {1, 1, LevelFull}, {0, 1, LevelOK},
+		{9_000_000, 10_000_000, LevelWarn}, {8_999_999, 10_000_000, LevelOK},
+	} {
+		if got := QuotaLevel(c.used, c.limit); got != c.want {
+			t.Errorf("QuotaLevel(%d, %d) = %s, want %s", c.used, c.limit, got, c.want)
+		}
+	}
+}
+
+func TestStatuses(t *testing.T) {
+	t.Parallel()
+	past, future := int64(1_000), int64(3_000)
+	now := int64(2_000)
+	for _, c := range []struct {
+		k    gatehouse.APIKey
+		want string
+	}{
+		{gatehouse.APIKey{Enabled: true}, StatusEnabled},
+		{gatehouse.APIKey{Enabled: false}, StatusDisabled},
+		{gatehouse.APIKey{Enabled: true, ValidUntil: &past}, StatusExpired},
+		{gatehouse.APIKey{Enabled: false, ValidUntil: &past}, StatusDisabled},
+		{gatehouse.APIKey{Enabled: true, ValidUntil: &future}, StatusEnabled},
+	} {
+		if got := KeyStatus(c.k, now); got != c.want {
+			t.Errorf("KeyStatus(%+v) = %s, want %s", c.k, got, c.want)
+		}
+	}
+	for _, c := range []struct {
+		s    gatehouse.Service
+		want string
+	}{
+		{gatehouse.Service{Enabled: true}, StatusEnabled},
+		{gatehouse.Service{Enabled: false, MaintenanceMode: true}, StatusDisabled},
+		{gatehouse.Service{Enabled: true, MaintenanceMode: true, BuildMode: true}, StatusMaintenance},
+		{gatehouse.Service{Enabled: true, BuildMode: true}, StatusConstruction},
+	} {
+		if got := ServiceStatus(c.s); got != c.want {
+			t.Errorf("ServiceStatus(%+v) = %s, want %s", c.s, got, c.want)
+		}
+	}
+}
+
+func TestAllKeysPage(t *testing.T) {
+	t.Parallel()
+	admin := gatehouse.APIKey{ClientID: "ops", ClientName: "Ops", Enabled: true, AuthorizedEntities: []string{"group_" + gatehouse.AdminGroupID}}
+	past := int64(1)
+	expired := gatehouse.APIKey{ClientID: "old", Enabled: true, ValidUntil: &past, AuthorizedEntities: []string{"group_shop"}}
+	d := AllKeysData{Sort: gatehouse.SortName, Q: "o",
+		Rows:  []KeyRow{{Key: admin, Wide: true, LastUsed: 1_700_000_000_000}, {Key: expired, Wide: true, NowMs: 2}},
+		Pager: Pager{Page: 1, PageSize: 50, Total: 120, Base: "/apikeys", Query: map[string][]string{"q": {"o"}, "sort": {"name"}}}}
+	doc, _ := render(t, AllKeysPage(d))
+	rows := tid(doc, "key-row")
+	if rows.Length() != 2 || rows.Eq(0).Find(`[data-testid="admin-key"]`).Length() != 1 || rows.Eq(1).Find(`[data-testid="admin-key"]`).Length() != 0 {
+		t.Error("admin keys are not the ones marked")
+	}
+	if got := rows.Eq(1).Find(`[data-testid="status"]`).Text(); got != "expired" {
+		t.Errorf("status of an expired key %q", got)
+	}
+	if got := rows.Eq(0).Find(`[data-testid="key-last-used"]`).Text(); got != "2023-11-14 22:13 UTC" {
+		t.Errorf("last used %q", got)
+	}
+	if got := rows.Eq(1).Find(`[data-testid="key-last-used"]`).Text(); got != "never" {
+		t.Errorf("never used: %q", got)
+	}
+	if attr(rows.Eq(0).Find(`[data-testid="key-name"]`), "href") != "/apikeys/ops" {
+		t.Error("key link leaves All API keys")
+	}
+	if attr(doc.Find(`[data-testid="keys-sort"] option[selected]`), "value") != gatehouse.SortName {
+		t.Error("sort not selected")
+	}
+	if got := attr(mustOne(t, doc, "pager-next"), "href"); got != "/apikeys?page=2&q=o&sort=name" {
+		t.Errorf("next page %q keeps neither search nor sort", got)
+	}
+}
+
+func TestKeyFormEveryField(t *testing.T) {
+	t.Parallel()
+	f := KeyForm{Scope: KeyScope{}, ClientID: "c", ClientSecret: "s", Description: "d", Entities: []string{"service_s1"},
+		Groups:     []EntityChoice{{Entity: "group_g1", Label: "G1"}},
+		Services:   []EntityChoice{{Entity: "service_s1", Label: "S1", Hint: "s1.test"}},
+		ValidUntil: "2030-01-02T03:04", TimeZone: "Europe/Paris", Tags: "a, b", Metadata: []KVRow{{"k1", "v1"}, {"k2", "v2"}},
+		ReadOnly: true, AllowClientIDOnly: true, FocusRow: -1,
+		Errors: FormErrors{"metadata": "\"k1\" is given twice", "tags": "bad"}.Focus(KeyFormFields...)}
+	doc, _ := render(t, KeyFormEl(f))
+	if attr(mustOne(t, doc, "key-form"), "action") != "/apikeys" {
+		t.Error("create from All API keys posts elsewhere")
+	}
+	checked := doc.Find(`[data-testid="entity-choice"]:checked`)
+	if checked.Length() != 1 || attr(checked, "value") != "service_s1" {
+		t.Error("authorized entities not ticked as given")
+	}
+	if attr(mustOne(t, doc, "field-validUntil"), "type") != "datetime-local" || attr(mustOne(t, doc, "field-validUntil"), "value") != "2030-01-02T03:04" {
+		t.Error("validUntil is not a date-time picker holding the value")
+	}
+	if !strings.Contains(doc.Find("#hint-validUntil").Text(), "Europe/Paris") {
+		t.Error("validUntil does not say its time zone")
+	}
+	if n := tid(doc, "metadata-row").Length(); n != 2 || attr(tid(doc, "metadata-key").Eq(1), "value") != "k2" || tid(doc, "metadata-remove").Length() != 2 {
+		t.Errorf("%d metadata rows", n)
+	}
+	for _, id := range []string{"field-readOnly", "field-allowClientIdOnly"} {
+		if _, ok := mustOne(t, doc, id).Attr("checked"); !ok {
+			t.Errorf("%s not checked", id)
+		}
+	}
+	// The first invalid field in the form's order gets the focus: tags comes before metadata.
+	if _, ok := mustOne(t, doc, "field-tags").Attr("autofocus"); !ok || doc.Find("[autofocus]").Length() != 1 {
+		t.Error("focus is not on the first invalid field alone")
+	}
+	if got := mustOne(t, doc, "form-errors").Text(); !strings.Contains(got, "2 fields") {
+		t.Errorf("summary %q", got)
 	}
 }

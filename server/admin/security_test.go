@@ -21,11 +21,6 @@ func init() {
 	}...)
 }
 
-// RotateAPIKey rotates at the wall clock, as the server's backend does at its own.
-func (b *testBackend) RotateAPIKey(ctx context.Context, clientID, secret string, grace int64) (gatehouse.APIKey, error) {
-	return b.Store.RotateAPIKey(ctx, clientID, secret, grace, time.Now().UnixMilli())
-}
-
 func TestRotateRoute(t *testing.T) {
 	t.Parallel()
 	a := newTestAPI(t)

@@ -55,21 +55,24 @@ func (d *Dashboard) requireSession(next http.Handler) http.Handler {
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			limit := int64(maxFormBytes)
-			if r.URL.Path == views.PluginsURL() {
+			if r.URL.Path == views.PluginsURL() || strings.HasSuffix(r.URL.Path, "/wasm") {
 				limit = gatehouse.MaxPluginUploadBytes + maxFormBytes
 			}
 			r.Body = http.MaxBytesReader(w, r.Body, limit)
-			token := r.Header.Get("X-CSRF-Token")
-			if token == "" {
-				if err := parseForm(r); err != nil {
-					var tooBig *http.MaxBytesError
-					if errors.As(err, &tooBig) {
-						http.Error(w, "request too large", http.StatusRequestEntityTooLarge)
-						return
-					}
-					http.Error(w, "bad form", http.StatusBadRequest)
+			// The form is parsed whichever way the token comes: handlers read
+			// r.PostForm, and htmx sends the token in a header (a form left
+			// unparsed here once emptied a service's plugin chain).
+			if err := parseForm(r); err != nil {
+				var tooBig *http.MaxBytesError
+				if errors.As(err, &tooBig) {
+					http.Error(w, "request too large", http.StatusRequestEntityTooLarge)
 					return
 				}
+				http.Error(w, "bad form", http.StatusBadRequest)
+				return
+			}
+			token := r.Header.Get("X-CSRF-Token")
+			if token == "" {
 				token = r.PostFormValue("csrf")
 			}
 			if subtle.ConstantTimeCompare([]byte(token), []byte(se.CSRFToken)) != 1 {
@@ -78,6 +81,7 @@ func (d *Dashboard) requireSession(next http.Handler) http.Handler {
 			}
 		}
 		ctx := context.WithValue(r.Context(), userKey{}, se.Username)
+		ctx = gatehouse.WithActor(ctx, gatehouse.UserActor(se.Username))
 		ctx = views.WithCSRF(ctx, se.CSRFToken)
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
@@ -210,7 +214,7 @@ func (d *Dashboard) handleLogout(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: d.secure, SameSite: http.SameSiteLaxMode})
-	d.done(w, r, "/login")
+	d.done(w, r, "/login", "")
 }
 
 var dummyHash = sync.OnceValue(func() string {

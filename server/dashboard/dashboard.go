@@ -10,6 +10,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -23,43 +24,74 @@ import (
 )
 
 // Backend is what the dashboard needs: the store's methods (same signatures)
-// plus live quota usage and a wasm check from the gateway.
+// plus live quota usage and the plugin host's checks from the gateway, split
+// by the entity the screens handle.
 type Backend interface {
+	GroupBackend
+	ServiceBackend
+	KeyBackend
+	PluginBackend
+	SessionBackend
+}
+
+// GroupBackend serves the group screens.
+type GroupBackend interface {
 	ListGroups(ctx context.Context, p gatehouse.Page) ([]gatehouse.Group, int, error)
 	GetGroup(ctx context.Context, id string) (gatehouse.Group, error)
 	CreateGroup(ctx context.Context, g *gatehouse.Group) error
 	UpdateGroup(ctx context.Context, g *gatehouse.Group) error
 	DeleteGroup(ctx context.Context, id string) error
+}
 
+// ServiceBackend serves the service screens.
+type ServiceBackend interface {
 	ListServices(ctx context.Context, f gatehouse.ServiceFilter, p gatehouse.Page) ([]gatehouse.Service, int, error)
+	// AllServices lists every service: the dashboard filters them by the
+	// host it shows.
+	AllServices(ctx context.Context) ([]gatehouse.Service, error)
 	GetService(ctx context.Context, id string) (gatehouse.Service, error)
 	CreateService(ctx context.Context, s *gatehouse.Service) error
 	UpdateService(ctx context.Context, s *gatehouse.Service) error
 	DeleteService(ctx context.Context, id string) error
+}
 
+// KeyBackend serves the API key screens.
+type KeyBackend interface {
 	ListAPIKeys(ctx context.Context, f gatehouse.KeyFilter, p gatehouse.Page) ([]gatehouse.APIKey, int, error)
 	GetAPIKey(ctx context.Context, clientID string) (gatehouse.APIKey, error)
 	CreateAPIKey(ctx context.Context, k *gatehouse.APIKey) error
 	UpdateAPIKey(ctx context.Context, k *gatehouse.APIKey) error
 	DeleteAPIKey(ctx context.Context, clientID string) error
-	KeyCounters(ctx context.Context, clientID, fromPeriod, toPeriod string) ([]gatehouse.Counter, error)
+	// UsageDays is the key's calls per day from the usage history, which a
+	// quota reset does not touch; LastUsed when each key was last admitted.
+	UsageDays(ctx context.Context, clientID, fromDay, toDay string) ([]gatehouse.Counter, error)
+	LastUsed(ctx context.Context, clientIDs ...string) (map[string]int64, error)
+	// Usage is a key's live quota consumption (the gateway's in-memory counters).
+	Usage(ctx context.Context, clientID string) (gatehouse.QuotaUsage, error)
+	// ResetUsage sets a key's quota counters to zero.
+	ResetUsage(ctx context.Context, clientID string) error
+}
 
+// PluginBackend serves the plugin screens.
+type PluginBackend interface {
 	ListPlugins(ctx context.Context) ([]gatehouse.Plugin, error)
 	CreatePlugin(ctx context.Context, p *gatehouse.Plugin, wasm []byte) error
 	GetPlugin(ctx context.Context, id string) (gatehouse.Plugin, error)
+	UpdatePlugin(ctx context.Context, p *gatehouse.Plugin) error
+	ReplacePluginWasm(ctx context.Context, id string, wasm []byte) (gatehouse.Plugin, error)
 	DeletePlugin(ctx context.Context, id string) error
+	// CheckWasm tells whether the bytes are a module the plugin host can run;
+	// a *gatehouse.Error's message is shown to the user.
+	CheckWasm(ctx context.Context, wasm []byte) error
+}
 
+// SessionBackend serves the sign-in.
+type SessionBackend interface {
 	UserPasswordHash(ctx context.Context, username string) (string, error)
 	CreateSession(ctx context.Context, s gatehouse.Session) error
 	GetSession(ctx context.Context, tokenHash string) (gatehouse.Session, error)
 	DeleteSession(ctx context.Context, tokenHash string) error
 	DeleteExpiredSessions(ctx context.Context, nowUnix int64) error
-
-	// Usage is a key's live quota consumption (the gateway's in-memory counters).
-	Usage(ctx context.Context, clientID string) (gatehouse.QuotaUsage, error)
-	// CheckWasm tells whether the bytes are a module the plugin host can run;
-	// a *gatehouse.Error's message is shown to the user.
-	CheckWasm(ctx context.Context, wasm []byte) error
 }
 
 // Config is the dashboard's wiring.
@@ -137,14 +169,20 @@ func New(cfg Config) *Dashboard {
 	app.HandleFunc("POST /services/{id}/plugins", d.handleServicePluginsSave)
 
 	app.HandleFunc("GET /services/{id}/apikeys", d.handleKeys)
-	app.HandleFunc("POST /services/{id}/apikeys", d.handleKeyCreate)
-	app.HandleFunc("GET /services/{id}/apikeys/new", d.handleKeyNew)
-	app.HandleFunc("GET /services/{id}/apikeys/{clientId}", d.handleKey)
-	app.HandleFunc("POST /services/{id}/apikeys/{clientId}", d.handleKeyUpdate)
-	app.HandleFunc("GET /services/{id}/apikeys/{clientId}/edit", d.handleKeyEdit)
-	app.HandleFunc("POST /services/{id}/apikeys/{clientId}/toggle", d.handleKeyToggle)
-	app.HandleFunc("GET /services/{id}/apikeys/{clientId}/delete", d.handleKeyDeleteConfirm)
-	app.HandleFunc("POST /services/{id}/apikeys/{clientId}/delete", d.handleKeyDelete)
+	app.HandleFunc("GET /apikeys", d.handleAllKeys)
+	// A key's screens, under a service (its group's keys) and under "All API keys".
+	for _, base := range []string{"/services/{id}/apikeys", "/apikeys"} {
+		app.HandleFunc("POST "+base, d.handleKeyCreate)
+		app.HandleFunc("GET "+base+"/new", d.handleKeyNew)
+		app.HandleFunc("GET "+base+"/{clientId}", d.handleKey)
+		app.HandleFunc("POST "+base+"/{clientId}", d.handleKeyUpdate)
+		app.HandleFunc("GET "+base+"/{clientId}/edit", d.handleKeyEdit)
+		app.HandleFunc("POST "+base+"/{clientId}/toggle", d.handleKeyToggle)
+		app.HandleFunc("GET "+base+"/{clientId}/delete", d.handleKeyDeleteConfirm)
+		app.HandleFunc("POST "+base+"/{clientId}/delete", d.handleKeyDelete)
+		app.HandleFunc("GET "+base+"/{clientId}/reset-quotas", d.handleKeyResetConfirm)
+		app.HandleFunc("POST "+base+"/{clientId}/reset-quotas", d.handleKeyReset)
+	}
 
 	app.HandleFunc("GET /groups", d.handleGroups)
 	app.HandleFunc("POST /groups", d.handleGroupCreate)
@@ -157,6 +195,9 @@ func New(cfg Config) *Dashboard {
 
 	app.HandleFunc("GET /plugins", d.handlePlugins)
 	app.HandleFunc("POST /plugins", d.handlePluginUpload)
+	app.HandleFunc("GET /plugins/{id}", d.handlePlugin)
+	app.HandleFunc("POST /plugins/{id}", d.handlePluginUpdate)
+	app.HandleFunc("POST /plugins/{id}/wasm", d.handlePluginReplace)
 	app.HandleFunc("GET /plugins/{id}/delete", d.handlePluginDeleteConfirm)
 	app.HandleFunc("POST /plugins/{id}/delete", d.handlePluginDelete)
 	app.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -235,11 +276,14 @@ func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, status int, s
 	} else {
 		shell.User = userFrom(r.Context())
 		if shell.Sidebar == nil {
-			list, _, err := d.b.ListServices(r.Context(), gatehouse.ServiceFilter{Q: shell.Search}, gatehouse.Page{Page: 1, PageSize: sidebarSize})
+			list, _, err := d.services(r, shell.Search, gatehouse.Page{Page: 1, PageSize: sidebarSize})
 			if err != nil {
 				d.log.ErrorContext(r.Context(), "dashboard: sidebar services", "err", err)
 			}
 			shell.Sidebar = list
+		}
+		if shell.Flash == "" {
+			shell.Flash = takeFlash(w, r)
 		}
 		c = views.Page(shell, content)
 	}
@@ -261,9 +305,34 @@ func (d *Dashboard) write(w http.ResponseWriter, r *http.Request, status int, c 
 	_, _ = w.Write(buf.Bytes())
 }
 
-// done ends a successful write: 303 to the next page, or for htmx an
-// HX-Redirect that makes the browser load it.
-func (d *Dashboard) done(w http.ResponseWriter, r *http.Request, to string) {
+const flashCookie = "gatehouse_flash"
+
+// setFlash leaves a confirmation for the next page the browser loads.
+func (d *Dashboard) setFlash(w http.ResponseWriter, msg string) {
+	http.SetCookie(w, &http.Cookie{Name: flashCookie, Value: url.QueryEscape(msg), Path: "/", MaxAge: 60,
+		HttpOnly: true, Secure: d.secure, SameSite: http.SameSiteLaxMode})
+}
+
+// takeFlash reads the confirmation left by the last write, once.
+func takeFlash(w http.ResponseWriter, r *http.Request) string {
+	c, err := r.Cookie(flashCookie)
+	if err != nil || c.Value == "" {
+		return ""
+	}
+	http.SetCookie(w, &http.Cookie{Name: flashCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	msg, err := url.QueryUnescape(c.Value)
+	if err != nil {
+		return ""
+	}
+	return msg
+}
+
+// done ends a successful write: it leaves flash for the next page, then
+// answers 303 to it, or for htmx an HX-Redirect that makes the browser load it.
+func (d *Dashboard) done(w http.ResponseWriter, r *http.Request, to, flash string) {
+	if flash != "" {
+		d.setFlash(w, flash)
+	}
 	if r.Header.Get("HX-Request") == "true" {
 		w.Header().Set("HX-Redirect", to)
 		w.WriteHeader(http.StatusOK)
@@ -275,19 +344,13 @@ func (d *Dashboard) done(w http.ResponseWriter, r *http.Request, to string) {
 // fail maps an error to an error page; the text of an internal error is
 // logged, never shown.
 func (d *Dashboard) fail(w http.ResponseWriter, r *http.Request, err error) {
-	status, msg := http.StatusInternalServerError, "Something went wrong. The error has been logged."
-	if e := gatehouse.AsError(err); e != nil && e.Kind != gatehouse.KindInternal {
-		msg = e.Error()
-		switch e.Kind {
-		case gatehouse.KindInvalid:
-			status = http.StatusBadRequest
-		case gatehouse.KindNotFound:
-			status = http.StatusNotFound
-		case gatehouse.KindConflict:
-			status = http.StatusConflict
-		}
-	} else if errors.Is(err, context.Canceled) {
+	if errors.Is(err, context.Canceled) {
 		return
+	}
+	kind := gatehouse.KindOf(err)
+	status, msg := kind.Status(), "Something went wrong. The error has been logged."
+	if e := gatehouse.AsError(err); e != nil && kind != gatehouse.KindInternal {
+		msg = e.Error()
 	} else {
 		d.log.ErrorContext(r.Context(), "dashboard: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}

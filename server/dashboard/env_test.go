@@ -3,6 +3,8 @@ package dashboard
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"mime/multipart"
@@ -21,6 +23,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"gatehouse"
+	"gatehouse/server/admin"
 	"gatehouse/store"
 )
 
@@ -36,6 +39,13 @@ func (b *testBackend) Usage(_ context.Context, clientID string) (gatehouse.Quota
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.usage[clientID], nil
+}
+
+func (b *testBackend) ResetUsage(ctx context.Context, clientID string) error {
+	b.mu.Lock()
+	delete(b.usage, clientID)
+	b.mu.Unlock()
+	return b.Store.ResetQuotas(ctx, clientID)
 }
 
 func (b *testBackend) CheckWasm(_ context.Context, wasm []byte) error {
@@ -56,6 +66,9 @@ func (c *clock) Advance(d time.Duration) {
 	defer c.mu.Unlock()
 	c.t = c.t.Add(d)
 }
+
+// adminToken stands for an admin API key in the tests' calls to the admin API.
+const adminToken = "test-admin-token"
 
 const (
 	testUser     = "admin"
@@ -95,8 +108,14 @@ func newEnv(t *testing.T, cfg Config) *env {
 	}
 	r := mux.NewRouter()
 	New(cfg).Register(r)
-	// The admin API registers after the dashboard and must still be reached.
-	r.HandleFunc("/api/groups", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "admin api") })
+	// The real admin API registers after the dashboard and must still be
+	// reached: the tests read what the dashboard saved through it.
+	admin.Register(r, admin.Config{Backend: b, Logger: cfg.Logger, Authenticate: func(r *http.Request) (admin.Caller, error) {
+		if r.Header.Get("Authorization") != "Bearer "+adminToken {
+			return admin.Caller{}, errors.New("no admin token")
+		}
+		return admin.Caller{ClientID: "test-admin"}, nil
+	}})
 	srv := httptest.NewServer(r)
 	t.Cleanup(srv.Close)
 	jar, _ := cookiejar.New(nil)
@@ -241,4 +260,22 @@ var pageAll = gatehouse.Page{Page: 1, PageSize: 1000}
 func (e *env) srvURL() *url.URL {
 	u, _ := url.Parse(e.srv.URL)
 	return u
+}
+
+// api reads an entity from the admin API into v and returns the status.
+func (e *env) api(path string, v any) int {
+	e.t.Helper()
+	req, _ := http.NewRequest("GET", e.srv.URL+path, nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode == http.StatusOK && v != nil {
+		if err := json.NewDecoder(res.Body).Decode(v); err != nil {
+			e.t.Fatalf("GET %s: %v", path, err)
+		}
+	}
+	return res.StatusCode
 }

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/gorilla/mux"
@@ -52,6 +53,14 @@ func TestFragmentOrPage(t *testing.T) {
 		{"/groups/" + g.ID + "/delete", "Delete group"},
 		{"/plugins", "Plugins"},
 		{"/plugins/" + p.ID + "/delete", "Delete plugin"},
+		{"/plugins/" + p.ID, "auth"},
+		{keyPath + "/reset-quotas", "Reset quotas"},
+		{"/apikeys", "All API keys"},
+		{"/apikeys?q=mob&sort=name", "All API keys"},
+		{"/apikeys/new", "New API key"},
+		{"/apikeys/" + k.ClientID, "Mobile app"},
+		{"/apikeys/" + k.ClientID + "/edit", "Edit API key"},
+		{"/apikeys/" + k.ClientID + "/delete", "Delete API key"},
 	}
 	for _, pg := range pages {
 		t.Run(pg.path, func(t *testing.T) {
@@ -186,10 +195,11 @@ func TestKeyCreateUpdateToggleDelete(t *testing.T) {
 	}
 
 	form := url.Values{"clientName": {"Partner"}, "clientId": {cid}, "clientSecret": {secret},
-		"throttlingQuota": {"50"}, "dailyQuota": {"1,000"}, "monthlyQuota": {"20000"}, "enabled": {"true"}}
+		"throttlingQuota": {"50"}, "dailyQuota": {"1,000"}, "monthlyQuota": {"20000"}, "enabled": {"true"},
+		"authorizedEntities": {"group_shop"}}
 	r := e.post(keys, form, false)
 	wantStatus(t, r, http.StatusSeeOther)
-	if r.Header.Get("Location") != keys {
+	if r.Header.Get("Location") != keys+"/"+cid {
 		t.Errorf("Location %q", r.Header.Get("Location"))
 	}
 	got, err := e.st.GetAPIKey(t.Context(), cid)
@@ -205,13 +215,13 @@ func TestKeyCreateUpdateToggleDelete(t *testing.T) {
 	form.Set("clientId", "htmxkey")
 	r = e.post(keys, form, true)
 	wantStatus(t, r, http.StatusOK)
-	if r.Header.Get("HX-Redirect") != keys {
+	if r.Header.Get("HX-Redirect") != keys+"/htmxkey" {
 		t.Errorf("HX-Redirect %q", r.Header.Get("HX-Redirect"))
 	}
 
 	// Update: new values, client id fixed, unchecked box disables.
 	r = e.post(keys+"/"+cid, url.Values{"clientName": {"Partner 2"}, "clientId": {"ignored"}, "clientSecret": {"newsecret"},
-		"throttlingQuota": {"5"}, "dailyQuota": {"6"}, "monthlyQuota": {"7"}}, false)
+		"throttlingQuota": {"5"}, "dailyQuota": {"6"}, "monthlyQuota": {"7"}, "authorizedEntities": {"group_shop"}}, false)
 	wantStatus(t, r, http.StatusSeeOther)
 	got, _ = e.st.GetAPIKey(t.Context(), cid)
 	if got.ClientName != "Partner 2" || got.ClientSecret != "newsecret" || got.DailyQuota != 6 || got.Enabled ||
@@ -359,25 +369,37 @@ func TestKeyDetail(t *testing.T) {
 	today := e.clock.Now().UTC()
 	yesterday := today.AddDate(0, 0, -1)
 	err := e.st.AddCounters(t.Context(), []gatehouse.Counter{
-		{ClientID: k.ClientID, Period: today.Format("2006-01-02"), Count: 40},
-		{ClientID: k.ClientID, Period: yesterday.Format("2006-01-02"), Count: 20},
+		{ClientID: k.ClientID, Period: today.Format("2006-01-02"), Count: 40, Calls: 40, LastUsed: today.UnixMilli()},
+		{ClientID: k.ClientID, Period: yesterday.Format("2006-01-02"), Count: 20, Calls: 20},
 		{ClientID: k.ClientID, Period: today.Format("2006-01"), Count: 999},
-		{ClientID: k.ClientID, Period: today.AddDate(0, 0, -40).Format("2006-01-02"), Count: 7},
+		{ClientID: k.ClientID, Period: today.AddDate(0, 0, -40).Format("2006-01-02"), Count: 7, Calls: 7},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	doc := e.get("/services/"+s.ID+"/apikeys/"+k.ClientID, false).doc(t)
-	lines := tid(doc, "curl-line")
-	if lines.Length() != 2 {
-		t.Fatalf("%d curl lines", lines.Length())
+	// Shown: the commands with the secret masked; the whole ones only once revealed.
+	lines, full := tid(doc, "curl-line"), tid(doc, "curl-full")
+	if lines.Length() != 3 || full.Length() != 3 {
+		t.Fatalf("%d curl lines, %d revealed ones, want 3 (Basic, headers, JWT)", lines.Length(), full.Length())
 	}
-	basic, headers := lines.Eq(0).Text(), lines.Eq(1).Text()
+	for i := range 3 {
+		if strings.Contains(lines.Eq(i).Text(), "s3cret") || !strings.Contains(lines.Eq(i).Text(), "••••••••") {
+			t.Errorf("masked line %d shows the secret: %q", i, lines.Eq(i).Text())
+		}
+		if full.Eq(i).Closest("details").Length() != 1 || full.Eq(i).Closest("details").AttrOr("open", "closed") != "closed" {
+			t.Errorf("revealed line %d is not inside a closed <details>", i)
+		}
+	}
+	basic, headers, jwt := full.Eq(0).Text(), full.Eq(1).Text(), full.Eq(2).Text()
 	if basic != "curl -i 'http://gw.local:8080/' -H 'Host: orders.example.com' -u 'mobile01:s3cret'" {
 		t.Errorf("basic line %q", basic)
 	}
 	if !strings.Contains(headers, "-H 'Otoroshi-Client-Id: mobile01' -H 'Otoroshi-Client-Secret: s3cret'") {
 		t.Errorf("headers line %q", headers)
+	}
+	if !strings.Contains(jwt, "-H 'Authorization: Bearer ey") {
+		t.Errorf("JWT line %q", jwt)
 	}
 	bars := tid(doc, "usage-bar")
 	if bars.Length() != 30 {
@@ -390,6 +412,27 @@ func TestKeyDetail(t *testing.T) {
 	if !strings.Contains(tid(doc, "usage-chart").Text(), "60 calls in total") {
 		t.Errorf("total: %q", tid(doc, "usage-chart").Text())
 	}
+	if got := tid(doc, "key-last-used").Text(); got != today.Format("2006-01-02 15:04 MST") {
+		t.Errorf("last used %q", got)
+	}
+
+	// Reset quotas: a confirmation first, then the counters go, the history stays.
+	reset := "/services/" + s.ID + "/apikeys/" + k.ClientID + "/reset-quotas"
+	if conf := e.get(reset, false).doc(t); tid(conf, "confirm-reset-name").Text() != "Mobile app" {
+		t.Error("reset confirmation does not name the key")
+	}
+	if c, _ := e.st.KeyCounters(t.Context(), k.ClientID, today.Format("2006-01-02"), today.Format("2006-01-02")); len(c) != 1 {
+		t.Fatal("showing the confirmation reset the quotas")
+	}
+	r := e.post(reset, nil, false)
+	wantStatus(t, r, http.StatusSeeOther)
+	if c, _ := e.st.KeyCounters(t.Context(), k.ClientID, today.Format("2006-01-02"), today.Format("2006-01-02")); len(c) != 0 {
+		t.Errorf("quota counters after reset: %v", c)
+	}
+	doc = e.get(r.Header.Get("Location"), false).doc(t)
+	if !strings.Contains(tid(doc, "usage-chart").Text(), "60 calls in total") || !strings.Contains(tid(doc, "flash").Text(), "reset") {
+		t.Errorf("after reset: chart %q flash %q", tid(doc, "usage-chart").Text(), tid(doc, "flash").Text())
+	}
 }
 
 func TestGroupsCRUD(t *testing.T) {
@@ -399,7 +442,7 @@ func TestGroupsCRUD(t *testing.T) {
 	e.seed()
 	r := e.post("/groups", url.Values{"id": {"team-a"}, "name": {"Team A"}, "description": {"first"}}, false)
 	wantStatus(t, r, http.StatusSeeOther)
-	if r.Header.Get("Location") != "/groups" {
+	if r.Header.Get("Location") != "/groups/team-a" {
 		t.Errorf("Location %q", r.Header.Get("Location"))
 	}
 	g, err := e.st.GetGroup(t.Context(), "team-a")
@@ -426,7 +469,7 @@ func TestGroupsCRUD(t *testing.T) {
 
 	r = e.post("/groups/team-a", url.Values{"name": {"Team A+"}, "description": {"second"}}, true)
 	wantStatus(t, r, http.StatusOK)
-	if r.Header.Get("HX-Redirect") != "/groups" {
+	if r.Header.Get("HX-Redirect") != "/groups/team-a" {
 		t.Error("update HX-Redirect")
 	}
 	if g, _ = e.st.GetGroup(t.Context(), "team-a"); g.Name != "Team A+" || g.Description != "second" {
@@ -481,7 +524,7 @@ func TestServicesCRUD(t *testing.T) {
 	if !strings.Contains(tid(doc, "error-domain").Text(), "may hold only") || attr(tid(doc, "field-domain"), "value") != "Not A Domain" {
 		t.Errorf("domain error: %q", tid(doc, "error-domain").Text())
 	}
-	if hosts := doc.Find(`input[name="targetHost"]`); hosts.Length() != 3 || attr(hosts.Eq(1), "value") != "10.0.0.2:443" {
+	if hosts := doc.Find(`input[name="targetHost"]`); hosts.Length() != 3 || attr(hosts.Eq(2), "value") != "10.0.0.2:443" {
 		t.Errorf("target rows not kept: %d", hosts.Length())
 	}
 	bad.Set("domain", "example.com")
@@ -492,25 +535,38 @@ func TestServicesCRUD(t *testing.T) {
 		t.Error("group error")
 	}
 
-	// "Add target" redraws the form with one more row and saves nothing.
-	bad.Set("_action", "add-target")
+	// "Add target" redraws the form with exactly one more row, focused, and
+	// saves nothing; "Remove" takes that row away.
+	bad.Set("_action", "add-targets")
 	r = e.post("/services", bad, true)
 	wantStatus(t, r, http.StatusOK)
-	if n := r.doc(t).Find(`input[name="targetHost"]`).Length(); n != 4 {
-		t.Errorf("%d target rows after add, want 4", n)
+	hosts := r.doc(t).Find(`input[name="targetHost"]`)
+	if hosts.Length() != 4 {
+		t.Errorf("%d target rows after add, want 4", hosts.Length())
+	}
+	if _, ok := hosts.Eq(3).Attr("autofocus"); !ok {
+		t.Error("the added row does not get the focus")
+	}
+	bad.Set("_action", "remove-targets-0")
+	r = e.post("/services", bad, false)
+	wantStatus(t, r, http.StatusOK)
+	if hosts := r.doc(t).Find(`input[name="targetHost"]`); hosts.Length() != 2 || attr(hosts.Eq(0), "value") != "" || attr(hosts.Eq(1), "value") != "10.0.0.2:443" {
+		t.Errorf("after removing row 1: %d rows", hosts.Length())
+	}
+	if _, err := e.st.GetService(t.Context(), "users2"); gatehouse.KindOf(err) != gatehouse.KindNotFound {
+		t.Error("a row button saved the service")
 	}
 
-	// Update keeps what the form does not show (plugins, headers).
-	s.AdditionalHeaders = map[string]string{"X-Team": "a"}
-	if err := e.st.UpdateService(t.Context(), &s); err != nil {
-		t.Fatal(err)
-	}
+	// Update keeps what the form does not show (plugins) and saves the headers it shows.
+	s.Plugins = []gatehouse.PluginRef{}
 	form.Set("name", "Users v2")
 	form.Del("enabled")
+	form["additionalHeadersKey"] = []string{"X-Team", ""}
+	form["additionalHeadersValue"] = []string{"a", ""}
 	r = e.post("/services/users", form, false)
 	wantStatus(t, r, http.StatusSeeOther)
 	s, _ = e.st.GetService(t.Context(), "users")
-	if s.Name != "Users v2" || s.Enabled || s.AdditionalHeaders["X-Team"] != "a" {
+	if s.Name != "Users v2" || s.Enabled || s.AdditionalHeaders["X-Team"] != "a" || len(s.AdditionalHeaders) != 1 {
 		t.Errorf("updated %+v", s)
 	}
 	if doc := e.get("/services/users", false).doc(t); tid(doc, "service-host").Text() != "users.example.com" {
@@ -597,8 +653,8 @@ func TestPlugins(t *testing.T) {
 // failingBackend makes the service list fail with an internal error.
 type failingBackend struct{ *testBackend }
 
-func (failingBackend) ListServices(context.Context, gatehouse.ServiceFilter, gatehouse.Page) ([]gatehouse.Service, int, error) {
-	return nil, 0, errors.New("disk on fire at /var/secret/path")
+func (failingBackend) AllServices(context.Context) ([]gatehouse.Service, error) {
+	return nil, errors.New("disk on fire at /var/secret/path")
 }
 
 func TestInternalErrorNotShown(t *testing.T) {
@@ -639,5 +695,110 @@ func TestNotFound(t *testing.T) {
 		if tid(r.doc(t), "error-page").Length() != 1 {
 			t.Errorf("%s: no error page", p)
 		}
+	}
+}
+
+// The blocker of issue 10: with JavaScript on, htmx sends the anti-forgery
+// token in a header and the form in the body; the session middleware must
+// still parse the body, or "Save plugins" detaches every plugin.
+func TestSavePluginsWithTokenInHeader(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Config{})
+	e.login()
+	_, s, _ := e.seed()
+	p := gatehouse.DefaultPlugin()
+	p.Name = "auth"
+	if err := e.st.CreatePlugin(t.Context(), &p, wasmBytes); err != nil {
+		t.Fatal(err)
+	}
+	form := url.Values{"position": {"1", "2"}, "ref": {p.ID, ""}, "config": {"cfg", ""}, "failOpen": {"0"}}
+	req, _ := http.NewRequest("POST", e.srv.URL+"/services/"+s.ID+"/plugins", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("HX-Request", "true")
+	req.Header.Set("X-CSRF-Token", e.csrf)
+	r := e.do(req)
+	wantStatus(t, r, http.StatusOK)
+	got, _ := e.st.GetService(t.Context(), s.ID)
+	want := []gatehouse.PluginRef{{Ref: p.ID, Config: "cfg", FailOpen: true}}
+	if !slices.Equal(got.Plugins, want) {
+		t.Fatalf("plugins after a save with the token in the header: %+v, want %+v", got.Plugins, want)
+	}
+	// A body without the form's rows is refused, never read as "no plugins".
+	req, _ = http.NewRequest("POST", e.srv.URL+"/services/"+s.ID+"/plugins", strings.NewReader(""))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-CSRF-Token", e.csrf)
+	wantStatus(t, e.do(req), http.StatusBadRequest)
+	if got, _ = e.st.GetService(t.Context(), s.ID); !slices.Equal(got.Plugins, want) {
+		t.Fatalf("an empty post changed the plugins to %+v", got.Plugins)
+	}
+}
+
+// A form reports every invalid field at once, the first one focused.
+func TestEveryErrorAtOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Config{})
+	e.login()
+	_, s, _ := e.seed()
+	r := e.post("/services/"+s.ID+"/apikeys", url.Values{"clientName": {"x"}, "clientId": {"bad id"}, "clientSecret": {""},
+		"throttlingQuota": {"-1"}, "dailyQuota": {"abc"}, "monthlyQuota": {"-3"}, "validUntil": {"tomorrow"},
+		"metadataKey": {""}, "metadataValue": {"orphan"}}, false)
+	wantStatus(t, r, http.StatusUnprocessableEntity)
+	doc := r.doc(t)
+	for _, f := range []string{"clientId", "clientSecret", "throttlingQuota", "dailyQuota", "monthlyQuota", "validUntil", "metadata"} {
+		if tid(doc, "error-"+f).Length() != 1 {
+			t.Errorf("no message for %s", f)
+		}
+	}
+	if _, ok := tid(doc, "field-clientId").Attr("autofocus"); !ok {
+		t.Error("the first invalid field (clientId) is not focused")
+	}
+	if n := doc.Find("[autofocus]").Length(); n != 1 {
+		t.Errorf("%d elements with autofocus, want 1", n)
+	}
+	r = e.post("/services", url.Values{"name": {""}, "env": {"Prod!"}, "domain": {""}, "root": {"x"}, "matchingRoot": {"y"},
+		"publicPatterns": {"("}, "ipFiltering.blacklist": {"nope"}, "additionalHeadersKey": {"bad header"}, "additionalHeadersValue": {"v"},
+		"groupId": {"shop"}}, false)
+	wantStatus(t, r, http.StatusUnprocessableEntity)
+	doc = r.doc(t)
+	for _, f := range []string{"name", "env", "targets", "root", "matchingRoot", "publicPatterns", "ipFiltering.blacklist", "additionalHeaders"} {
+		if tid(doc, "error-"+f).Length() != 1 {
+			t.Errorf("no message for %s", f)
+		}
+	}
+}
+
+// actorBackend records the actor each group write carries.
+type actorBackend struct {
+	*testBackend
+	mu     sync.Mutex
+	actors []string
+}
+
+func (b *actorBackend) CreateGroup(ctx context.Context, g *gatehouse.Group) error {
+	b.mu.Lock()
+	b.actors = append(b.actors, gatehouse.ActorOf(ctx))
+	b.mu.Unlock()
+	return b.testBackend.CreateGroup(ctx, g)
+}
+
+// A dashboard write carries its user as the actor of the change log.
+func TestWritesCarryTheUser(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Config{})
+	e.login()
+	ab := &actorBackend{testBackend: e.b}
+	r2 := mux.NewRouter()
+	New(Config{Backend: ab, Now: e.clock.Now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}).Register(r2)
+	srv := httptest.NewServer(r2)
+	defer srv.Close()
+	form := url.Values{"csrf": {e.csrf}, "id": {"g1"}, "name": {"G1"}}
+	req, _ := http.NewRequest("POST", srv.URL+"/groups", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for _, c := range e.client.Jar.Cookies(e.srvURL()) {
+		req.AddCookie(c)
+	}
+	wantStatus(t, e.do(req), http.StatusSeeOther)
+	if !slices.Equal(ab.actors, []string{gatehouse.UserActor(testUser)}) {
+		t.Errorf("actors %q, want %q", ab.actors, gatehouse.UserActor(testUser))
 	}
 }

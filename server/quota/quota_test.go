@@ -796,4 +796,3 @@ func (m *Manager) Dirty() []gatehouse.Counter {
 	}
 	return cs
 }
-

@@ -31,9 +31,11 @@ type Route struct {
 
 	// AddHeaders are the service's additionalHeaders with canonical names.
 	AddHeaders []headerPair
-	// Targets in configuration order; Next spreads requests round robin.
+	// Targets in configuration order; NextTarget spreads requests round
+	// robin. The counter is the service's, shared by the tables built for
+	// it, so that an admin write does not start every service over.
 	Targets []gatehouse.Target
-	next    atomic.Uint64
+	next    *atomic.Uint64
 
 	// Handler is what the gateway forwards through (reverse proxy, plugin chain);
 	// set by the gateway when it builds the table.
@@ -65,9 +67,17 @@ type Table struct {
 // Build compiles services (in creation order) into a table. Disabled
 // services are left out: their hosts answer 404 like unknown ones. Patterns
 // were validated when written, so a pattern that fails to compile here drops
-// only that service (and is reported through onError).
-func Build(services []gatehouse.Service, onError func(id string, err error)) *Table {
+// only that service (and is reported through onError). A service that has a
+// route in prev (the table being replaced; nil for the first) keeps its
+// round-robin position.
+func Build(services []gatehouse.Service, prev *Table, onError func(id string, err error)) *Table {
 	t := &Table{exact: make(map[string][]*Route)}
+	counters := map[string]*atomic.Uint64{}
+	if prev != nil {
+		for _, rt := range prev.Routes {
+			counters[rt.Service.ID] = rt.next
+		}
+	}
 	for i := range services {
 		s := services[i]
 		if !s.Enabled {
@@ -79,6 +89,9 @@ func Build(services []gatehouse.Service, onError func(id string, err error)) *Ta
 				onError(s.ID, err)
 			}
 			continue
+		}
+		if c := counters[s.ID]; c != nil {
+			rt.next = c
 		}
 		t.Routes = append(t.Routes, rt)
 		if rt.wildcard {
@@ -111,7 +124,7 @@ func sortSpecific(rs []*Route) {
 }
 
 func compile(s *gatehouse.Service, order int) (*Route, error) {
-	rt := &Route{Service: s, order: order, Targets: s.Targets}
+	rt := &Route{Service: s, order: order, Targets: s.Targets, next: new(atomic.Uint64)}
 	host := strings.ToLower(s.Host())
 	rt.hostLabels = strings.Split(host, ".")
 	rt.wildcard = strings.Contains(host, "*")

@@ -46,7 +46,7 @@ func TestMatch(t *testing.T) {
 		svc("bare", "", "prod", "example.org"),
 		svc("hdr-only", "hdr", "prod", "example.com", headers("X-Tenant", "a")),
 	}
-	tbl := Build(services, func(id string, err error) { t.Errorf("service %s left out: %v", id, err) })
+	tbl := Build(services, nil, func(id string, err error) { t.Errorf("service %s left out: %v", id, err) })
 	cases := []struct {
 		name, host, path string
 		hdr              http.Header
@@ -218,5 +218,51 @@ func TestRoundRobin(t *testing.T) {
 		if seen[h] != 3 {
 			t.Errorf("target %s got %d of 9 requests, want 3", h, seen[h])
 		}
+	}
+}
+
+// TestRoundRobinSurvivesRebuild: a rebuilt table (an admin write) carries
+// each surviving service's round-robin position; a new service starts at
+// its first target.
+func TestRoundRobinSurvivesRebuild(t *testing.T) {
+	t.Parallel()
+	targets := func(hosts ...string) func(*gatehouse.Service) {
+		return func(s *gatehouse.Service) {
+			s.Targets = nil
+			for _, h := range hosts {
+				s.Targets = append(s.Targets, gatehouse.Target{Host: h, Scheme: "http"})
+			}
+		}
+	}
+	next := func(tbl *Table, id string) string {
+		t.Helper()
+		for _, rt := range tbl.Routes {
+			if rt.Service.ID == id {
+				tg, _ := rt.NextTarget()
+				return tg.Host
+			}
+		}
+		t.Fatalf("no route for %s", id)
+		return ""
+	}
+	a := svc("a", "a", "prod", "example.com", targets("a1", "a2", "a3"))
+	b := svc("b", "b", "prod", "example.com", targets("b1", "b2"))
+	t1 := Build([]gatehouse.Service{a}, nil, nil)
+	got := []string{next(t1, "a"), next(t1, "a")}
+	t2 := Build([]gatehouse.Service{a, b}, t1, nil)
+	got = append(got, next(t2, "a"), next(t2, "b"))
+	t3 := Build([]gatehouse.Service{a, b}, t2, nil)
+	got = append(got, next(t3, "a"), next(t3, "b"), next(t3, "a"))
+	want := []string{"a1", "a2", "a3", "b1", "a1", "b2", "a2"}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("targets %v, want %v", got, want)
+		}
+	}
+	// A service rebuilt after it was gone starts over.
+	t4 := Build([]gatehouse.Service{b}, t3, nil)
+	t5 := Build([]gatehouse.Service{a, b}, t4, nil)
+	if got := next(t5, "a"); got != "a1" {
+		t.Errorf("a service back after a rebuild without it: %s, want a1", got)
 	}
 }
