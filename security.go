@@ -51,3 +51,17 @@ func (u *User) Validate() error {
 	}
 	return nil
 }
+
+// Password length bounds: bcrypt reads at most 72 bytes.
+const (
+	MinPassword = 8
+	MaxPassword = 72
+)
+
+// CheckPassword checks a new password's length.
+func CheckPassword(pw string) error {
+	if len(pw) < MinPassword || len(pw) > MaxPassword {
+		return Invalid("password", "must be %d to %d bytes long", MinPassword, MaxPassword)
+	}
+	return nil
+}

@@ -24,16 +24,10 @@ type UserStore interface {
 
 type userAPI struct{ users UserStore }
 
-// Password bounds: bcrypt reads at most 72 bytes.
-const (
-	minPassword = 8
-	maxPassword = 72
-)
-
 // HashPassword checks a new password's length and returns its bcrypt hash.
 func HashPassword(pw string) (string, error) {
-	if len(pw) < minPassword || len(pw) > maxPassword {
-		return "", gatehouse.Invalid("password", "must be %d to %d bytes long", minPassword, maxPassword)
+	if err := gatehouse.CheckPassword(pw); err != nil {
+		return "", err
 	}
 	h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
 	if err != nil {

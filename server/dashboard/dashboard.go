@@ -33,6 +33,7 @@ type Backend interface {
 	PluginBackend
 	SessionBackend
 	AuditBackend
+	UserBackend
 }
 
 // GroupBackend serves the group screens.
@@ -202,6 +203,12 @@ func New(cfg Config) *Dashboard {
 	app.HandleFunc("POST /groups/{id}/delete", d.handleGroupDelete)
 
 	app.HandleFunc("GET /audit", d.handleAudit)
+	app.HandleFunc("GET /users", d.handleUsers)
+	app.HandleFunc("POST /users", d.handleUserCreate)
+	app.HandleFunc("POST /users/{name}", d.handleUserUpdate)
+	app.HandleFunc("POST /users/{name}/delete", d.handleUserDelete)
+	app.HandleFunc("GET /account/password", d.handlePasswordPage)
+	app.HandleFunc("POST /account/password", d.handlePassword)
 
 	app.HandleFunc("GET /plugins", d.handlePlugins)
 	app.HandleFunc("POST /plugins", d.handlePluginUpload)

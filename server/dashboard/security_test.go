@@ -3,6 +3,7 @@ package dashboard
 import (
 	"context"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"strings"
 	"testing"
@@ -203,4 +204,71 @@ func TestAuditLogPage(t *testing.T) {
 	if r := e.get("/audit?since=x", false); r.StatusCode != http.StatusBadRequest && r.StatusCode != http.StatusUnprocessableEntity {
 		t.Errorf("since=x: %d", r.StatusCode)
 	}
+}
+
+func TestUsersAndOwnPassword(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Config{})
+	e.login()
+	ctx := context.Background()
+	if r := e.post("/users/admin/delete", nil, false); r.StatusCode != http.StatusConflict {
+		t.Errorf("deleting the last admin: %d", r.StatusCode)
+	}
+	if r := e.post("/users/admin", url.Values{"role": {"viewer"}}, false); r.StatusCode != http.StatusConflict {
+		t.Errorf("the last admin made a viewer: %d", r.StatusCode)
+	}
+	r := e.post("/users", url.Values{"name": {"vic"}, "role": {"viewer"}, "password": {"short"}}, false)
+	wantStatus(t, r, http.StatusUnprocessableEntity)
+	if doc := r.doc(t); tid(doc, "error-password").Length() != 1 || attr(tid(doc, "field-name"), "value") != "vic" {
+		t.Errorf("short password: no message beside the field, or the name typed is lost")
+	}
+	wantStatus(t, e.post("/users", url.Values{"name": {"vic"}, "role": {"viewer"}, "password": {"viewer password"}}, false), http.StatusSeeOther)
+	if r := e.post("/users", url.Values{"name": {"vic"}, "role": {"viewer"}, "password": {"viewer password"}}, false); r.StatusCode != http.StatusUnprocessableEntity {
+		t.Errorf("duplicate user: %d", r.StatusCode)
+	}
+	doc := e.get("/users", false).doc(t)
+	if n := tid(doc, "user-row").Length(); n != 2 || strings.Contains(doc.Text(), "$2a$") {
+		t.Fatalf("users page rows %d", n)
+	}
+	if u, err := e.st.GetUser(ctx, "vic"); err != nil || u.Role != "viewer" {
+		t.Fatalf("vic = %+v %v", u, err)
+	}
+
+	// The viewer: no Users page, its own password yes.
+	v := newEnvClient(e)
+	v.loginAs("vic", "viewer password")
+	if r := v.get("/users", false); r.StatusCode != http.StatusForbidden {
+		t.Errorf("viewer GET /users: %d", r.StatusCode)
+	}
+	if tid(v.get("/services", false).doc(t), "nav-users").Length() != 0 {
+		t.Errorf("a viewer's sidebar links to Users")
+	}
+	r = v.post("/account/password", url.Values{"current": {"wrong"}, "password": {"a new password"}}, false)
+	wantStatus(t, r, http.StatusUnprocessableEntity)
+	if tid(r.doc(t), "error-current").Length() != 1 {
+		t.Errorf("wrong current password: no message")
+	}
+	wantStatus(t, v.post("/account/password", url.Values{"current": {"viewer password"}, "password": {"a new password"}}, false), http.StatusSeeOther)
+	v2 := newEnvClient(e)
+	v2.loginAs("vic", "a new password")
+
+	// Roles change and the last admin rule holds across users.
+	wantStatus(t, e.post("/users/vic", url.Values{"role": {"admin"}}, false), http.StatusSeeOther)
+	wantStatus(t, e.post("/users/admin", url.Values{"role": {"viewer"}}, false), http.StatusSeeOther)
+	if r := v2.post("/users/vic/delete", nil, false); r.StatusCode != http.StatusConflict {
+		t.Errorf("deleting the now last admin: %d", r.StatusCode)
+	}
+	es, _, _ := e.st.ListAudit(ctx, gatehouse.AuditFilter{Kind: "user", ID: "vic"}, gatehouse.Page{})
+	if len(es) != 3 || es[0].Actor != "user:admin" || es[1].Actor != "user:vic" {
+		t.Errorf("vic's audit entries = %+v", es)
+	}
+}
+
+// newEnvClient is another browser on e's dashboard: its own cookies.
+func newEnvClient(e *env) *env {
+	jar, _ := cookiejar.New(nil)
+	c := *e
+	c.client = &http.Client{Jar: jar, CheckRedirect: e.client.CheckRedirect}
+	c.csrf = ""
+	return &c
 }

@@ -74,8 +74,11 @@ func (b viewerSafe) AllServices(ctx context.Context) ([]gatehouse.Service, error
 // viewerRefused reports whether a viewer's request is a write, or asks for
 // a page that is only a form to write with (new, edit, delete, reset).
 func viewerRefused(r *http.Request) bool {
+	if r.URL.Path == "/users" || strings.HasPrefix(r.URL.Path, "/users/") {
+		return true // the Users page is for admins
+	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		return r.URL.Path != "/logout"
+		return r.URL.Path != "/logout" && r.URL.Path != views.PasswordURL()
 	}
 	for _, suffix := range []string{"/new", "/edit", "/delete", "/reset-quotas"} {
 		if strings.HasSuffix(r.URL.Path, suffix) {
