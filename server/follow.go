@@ -86,10 +86,16 @@ func (f *follower) Prepare(ctx context.Context, v *store.View, cs []gatehouse.Ch
 		for id, kc := range keys {
 			if kc.key == nil {
 				s.keys.Delete(id)
+				s.previous.Delete(id)
 				s.quotas.Forget(id)
 				continue
 			}
 			s.keys.PutAPIKey(kc.key)
+			if old, until, ok := kc.key.PreviousSecretAt(s.cfg.Now().UnixMilli()); ok {
+				s.previous.Set(id, old, until)
+			} else {
+				s.previous.Delete(id)
+			}
 			if kc.reset {
 				s.quotas.Reset(id)
 			}

@@ -56,6 +56,7 @@ type Server struct {
 	cfg      Config
 	store    *store.Store
 	keys     *keys.Index
+	previous *auth.Previous // secrets replaced by rotations, in their grace period
 	quotas   Quotas
 	manager  *quota.Manager  // standalone: the quotas, flushed to SQLite
 	cq       *cluster.Quotas // leader and worker: the quotas, on Redis
@@ -93,14 +94,16 @@ func New(ctx context.Context, cfg Config, st *store.Store) (*Server, error) {
 		cfg.Location = time.UTC
 	}
 	s := &Server{
-		cfg:     cfg,
-		store:   st,
-		keys:    keys.NewIndex(),
-		log:     cfg.Logger,
-		revCh:   make(chan struct{}),
-		loaded:  map[string]string{},
-		chained: map[string]bool{},
+		cfg:      cfg,
+		store:    st,
+		keys:     keys.NewIndex(),
+		previous: auth.NewPrevious(),
+		log:      cfg.Logger,
+		revCh:    make(chan struct{}),
+		loaded:   map[string]string{},
+		chained:  map[string]bool{},
 	}
+	st.SetClock(cfg.Now)
 	s.follower = &follower{s: s}
 	s.metrics = newMetrics(func() float64 { return float64(s.keys.Len()) })
 	if err := s.newQuotas(); err != nil {
@@ -125,6 +128,9 @@ func New(ctx context.Context, cfg Config, st *store.Store) (*Server, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("load api keys: %w", err)
 	}
+	if err := st.ScanPreviousSecrets(ctx, cfg.Now().UnixMilli(), s.previous.Set); err != nil {
+		return nil, fmt.Errorf("load previous secrets: %w", err)
+	}
 	if s.manager != nil {
 		day, month := s.manager.Periods()
 		if err := st.ScanCounters(ctx, []string{day, month}, s.manager.Load); err != nil {
@@ -147,6 +153,7 @@ func New(ctx context.Context, cfg Config, st *store.Store) (*Server, error) {
 		Now:             cfg.Now,
 		Logger:          cfg.Logger,
 	}, &s.routes, s.keys, s.quotas, s.metrics)
+	s.gateway.previous = s.previous
 	if err := s.loadCatalog(ctx); err != nil {
 		host.Close(ctx)
 		s.closeQuotas()
@@ -214,7 +221,7 @@ func (s *Server) adminHandler() http.Handler {
 // authenticateAdmin admits an API key of admin-api-group presented in a header.
 func (s *Server) authenticateAdmin(r *http.Request) (admin.Caller, error) {
 	cred := auth.Extract(r, auth.HeadersOnly)
-	k, res := auth.Verify(&cred, s.keys, s.cfg.Now().UnixMilli())
+	k, res := auth.Verify(&cred, s.keys, s.previous, s.cfg.Now().UnixMilli())
 	if res != auth.OK {
 		return admin.Caller{}, errors.New(res.Message())
 	}
@@ -271,6 +278,14 @@ func (s *Server) Run(ctx context.Context, ready func(proxy, admin net.Addr)) err
 			s.replica.Run(followCtx)
 		}
 	}()
+	rotateDone := make(chan struct{})
+	go func() {
+		defer close(rotateDone)
+		// A worker writes only what its leader rotated.
+		if s.replica == nil {
+			s.rotationLoop(followCtx)
+		}
+	}()
 
 	var runErr error
 	select {
@@ -295,6 +310,7 @@ func (s *Server) Run(ctx context.Context, ready func(proxy, admin net.Addr)) err
 	stopFollow()
 	<-followDone
 	<-replicaDone
+	<-rotateDone
 	stopFlush()
 	<-flushDone
 	// A cluster node gives back its unused reservations and reports its

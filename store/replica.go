@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -33,13 +32,13 @@ type ReplicaRevision struct {
 // ReplicaEntity is an entity's state as the leader has it; none of
 // Group, Service, APIKey and Plugin is set when it is gone.
 type ReplicaEntity struct {
-	Kind    string            `json:"kind"`
-	ID      string            `json:"id"`
-	Group   *gatehouse.Group  `json:"group,omitempty"`
-	Service json.RawMessage   `json:"service,omitempty"` // as stored, so nothing is lost in between
-	APIKey  *gatehouse.APIKey `json:"apikey,omitempty"`
-	Plugin  *gatehouse.Plugin `json:"plugin,omitempty"`
-	Wasm    []byte            `json:"wasm,omitempty"`
+	Kind    string             `json:"kind"`
+	ID      string             `json:"id"`
+	Group   *gatehouse.Group   `json:"group,omitempty"`
+	Service *gatehouse.Service `json:"service,omitempty"`
+	APIKey  *gatehouse.APIKey  `json:"apikey,omitempty"`
+	Plugin  *gatehouse.Plugin  `json:"plugin,omitempty"`
+	Wasm    []byte             `json:"wasm,omitempty"`
 }
 
 func (e *ReplicaEntity) gone() bool {
@@ -105,7 +104,7 @@ func (s *Store) ReplicaChanges(ctx context.Context, from int64, limit int) ([]Re
 				continue
 			}
 			seen[k] = true
-			e, err := readEntity(ctx, tx, c.Kind, c.ID)
+			e, err := readEntity(ctx, tx, s.box(), c.Kind, c.ID)
 			if err != nil {
 				return err
 			}
@@ -117,7 +116,7 @@ func (s *Store) ReplicaChanges(ctx context.Context, from int64, limit int) ([]Re
 }
 
 // readEntity reads one entity's state in tx; a missing one is gone.
-func readEntity(ctx context.Context, q querier, kind, id string) (ReplicaEntity, error) {
+func readEntity(ctx context.Context, q querier, box *secretBox, kind, id string) (ReplicaEntity, error) {
 	e := ReplicaEntity{Kind: kind, ID: id}
 	var err error
 	switch kind {
@@ -127,16 +126,13 @@ func readEntity(ctx context.Context, q querier, kind, id string) (ReplicaEntity,
 			e.Group = &g
 		}
 	case gatehouse.KindService:
-		var data []byte
-		err = q.QueryRowContext(ctx, "SELECT data FROM services WHERE id = ?", id).Scan(&data)
-		if errors.Is(err, sql.ErrNoRows) {
-			err = serviceNotFound(id)
-		} else if err == nil {
-			e.Service = data
+		var sv gatehouse.Service
+		if sv, err = getService(ctx, q, box, id); err == nil {
+			e.Service = &sv
 		}
 	case gatehouse.KindAPIKey:
 		var k gatehouse.APIKey
-		if k, err = getAPIKey(ctx, q, id); err == nil {
+		if k, err = getAPIKey(ctx, q, box, id); err == nil {
 			e.APIKey = &k
 		}
 	case gatehouse.KindPlugin:
@@ -196,23 +192,15 @@ func (s *Store) Snapshot(ctx context.Context, head func(rev int64) error, emit f
 				return err
 			}
 		}
-		sv, err := tx.QueryContext(ctx, "SELECT id, data FROM services ORDER BY seq")
+		svs, err := queryServices(ctx, tx, s.box(), "SELECT data FROM services ORDER BY seq")
 		if err != nil {
 			return fmt.Errorf("snapshot services: %w", err)
 		}
-		for sv.Next() {
-			var id string
-			var data []byte
-			if err := sv.Scan(&id, &data); err != nil {
-				sv.Close()
-				return fmt.Errorf("snapshot services: %w", err)
-			}
-			if err := emit(&ReplicaEntity{Kind: gatehouse.KindService, ID: id, Service: data}); err != nil {
-				sv.Close()
+		for i := range svs {
+			if err := emit(&ReplicaEntity{Kind: gatehouse.KindService, ID: svs[i].ID, Service: &svs[i]}); err != nil {
 				return err
 			}
 		}
-		sv.Close()
 		ks, err := tx.QueryContext(ctx, keySelect+" ORDER BY seq")
 		if err != nil {
 			return fmt.Errorf("snapshot apikeys: %w", err)
@@ -220,7 +208,7 @@ func (s *Store) Snapshot(ctx context.Context, head func(rev int64) error, emit f
 		defer ks.Close()
 		e := ReplicaEntity{Kind: gatehouse.KindAPIKey}
 		for ks.Next() {
-			k, err := scanKey(ks)
+			k, err := scanKey(ks, s.box())
 			if err != nil {
 				return fmt.Errorf("snapshot apikeys: %w", err)
 			}
@@ -247,7 +235,26 @@ type replicaWriter struct {
 	keyBatch, entBatch *sql.Stmt
 }
 
-// Batch sizes: 100 keys of 15 columns and 400 entities of 2 stay far below
+// keyRowArgs is the values of one apikeys row: client_id, seq and keyCols.
+var keyRowArgs = strings.Count(keyCols, ",") + 3
+
+// keyPlaceholders is the VALUES of n apikeys rows.
+func keyPlaceholders(n int) string {
+	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", keyRowArgs), ", ") + ")"
+	return strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
+}
+
+// keyUpdates sets every column of keyCols from the row an upsert brings.
+func keyUpdates() string {
+	var sets []string
+	for _, c := range strings.Split(keyCols, ",") {
+		c = strings.TrimSpace(c)
+		sets = append(sets, c+" = excluded."+c)
+	}
+	return strings.Join(sets, ", ")
+}
+
+// Batch sizes: 100 keys of about 20 columns and 400 entities of 2 stay far below
 // SQLite's 32,766 parameters.
 const (
 	keyBatchRows = 100
@@ -259,7 +266,7 @@ func (w *replicaWriter) batchKey(ctx context.Context, id string, row keyRow) err
 	for _, e := range row.entities {
 		w.entArgs = append(w.entArgs, id, e)
 	}
-	if len(w.keyArgs) >= keyBatchRows*15 {
+	if len(w.keyArgs) >= keyBatchRows*keyRowArgs {
 		return w.flush(ctx)
 	}
 	return nil
@@ -269,10 +276,10 @@ func (w *replicaWriter) batchKey(ctx context.Context, id string, row keyRow) err
 // one statement each, what is left row by row.
 func (w *replicaWriter) flush(ctx context.Context) error {
 	var err error
-	if len(w.keyArgs) == keyBatchRows*15 {
+	if len(w.keyArgs) == keyBatchRows*keyRowArgs {
 		if w.keyBatch == nil {
 			if w.keyBatch, err = w.tx.PrepareContext(ctx, "INSERT INTO apikeys (client_id, seq, "+keyCols+") VALUES "+
-				strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?), ", keyBatchRows), ", ")); err != nil {
+				keyPlaceholders(keyBatchRows)); err != nil {
 				return fmt.Errorf("prepare key batch: %w", err)
 			}
 		}
@@ -280,8 +287,8 @@ func (w *replicaWriter) flush(ctx context.Context) error {
 			return fmt.Errorf("insert key batch: %w", err)
 		}
 	} else {
-		for i := 0; i < len(w.keyArgs); i += 15 {
-			if _, err := w.key.ExecContext(ctx, w.keyArgs[i:i+15]...); err != nil {
+		for i := 0; i < len(w.keyArgs); i += keyRowArgs {
+			if _, err := w.key.ExecContext(ctx, w.keyArgs[i:i+keyRowArgs]...); err != nil {
 				return fmt.Errorf("insert key: %w", err)
 			}
 		}
@@ -327,12 +334,8 @@ func newReplicaWriter(ctx context.Context, tx *txn) (*replicaWriter, error) {
 		dst **sql.Stmt
 		q   string
 	}{
-		{&w.key, "INSERT INTO apikeys (client_id, seq, " + keyCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (client_id) DO UPDATE SET client_secret = excluded.client_secret, client_name = excluded.client_name,
-			description = excluded.description, enabled = excluded.enabled, allow_client_id_only = excluded.allow_client_id_only,
-			read_only = excluded.read_only, throttling_quota = excluded.throttling_quota, daily_quota = excluded.daily_quota,
-			monthly_quota = excluded.monthly_quota, valid_until = excluded.valid_until,
-			authorized_entities = excluded.authorized_entities, metadata = excluded.metadata, tags = excluded.tags`},
+		{&w.key, "INSERT INTO apikeys (client_id, seq, " + keyCols + ") VALUES " + keyPlaceholders(1) +
+			" ON CONFLICT (client_id) DO UPDATE SET " + keyUpdates()},
 		{&w.keyEnt, "INSERT OR IGNORE INTO apikey_entities (client_id, entity) VALUES (?, ?)"},
 		{&w.keyEntDel, "DELETE FROM apikey_entities WHERE client_id = ?"},
 		{&w.group, `INSERT INTO groups (id, seq, name, description) VALUES (?, ?, ?, ?)
@@ -380,9 +383,9 @@ func (w *replicaWriter) put(ctx context.Context, e *ReplicaEntity) error {
 	case gatehouse.KindGroup:
 		_, err = w.group.ExecContext(ctx, e.ID, w.next("groups"), e.Group.Name, e.Group.Description)
 	case gatehouse.KindService:
-		var sv gatehouse.Service
-		if sv, err = decodeService(e.Service); err == nil {
-			_, err = w.service.ExecContext(ctx, e.ID, w.next("services"), sv.GroupID, string(e.Service))
+		var data []byte
+		if data, err = prepareService(e.Service, w.tx.box); err == nil {
+			_, err = w.service.ExecContext(ctx, e.ID, w.next("services"), e.Service.GroupID, string(data))
 		}
 	case gatehouse.KindPlugin:
 		p := e.Plugin
@@ -390,7 +393,7 @@ func (w *replicaWriter) put(ctx context.Context, e *ReplicaEntity) error {
 			p.MemoryLimitPages, p.TimeoutMs, p.PoolSize, e.Wasm)
 	case gatehouse.KindAPIKey:
 		var row keyRow
-		if row, err = encodeKey(e.APIKey); err != nil {
+		if row, err = encodeKey(e.APIKey, w.tx.box); err != nil {
 			break
 		}
 		if w.empty {

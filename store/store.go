@@ -35,7 +35,12 @@ type Store struct {
 	writeMu  sync.Mutex
 	follower Follower
 	now      func() time.Time
+	// secrets seals secrets at rest; nil without a secrets key. Set once by
+	// UseSecretsKey before the store is shared.
+	secrets *secretBox
 }
+
+func (s *Store) box() *secretBox { return s.secrets }
 
 const pragmas = "_journal_mode=WAL&_busy_timeout=5000&_foreign_keys=on&_synchronous=NORMAL"
 
@@ -51,7 +56,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file::memory:") {
 		return nil, errors.New("open db: a file path is required")
 	}
-	w, err := sql.Open("sqlite3", dsn(path, "&_txlock=immediate"))
+	// secure_delete: a secret overwritten or deleted (a rotation, the first
+	// start with a secrets key) leaves no copy in the file's free space.
+	w, err := sql.Open("sqlite3", dsn(path, "&_txlock=immediate&_secure_delete=on"))
 	if err != nil {
 		return nil, fmt.Errorf("open db: %w", err)
 	}
@@ -117,6 +124,8 @@ func (s *Store) SetFollower(f Follower) {
 type txn struct {
 	*sql.Tx
 	changes    []gatehouse.Change
+	now        int64             // epoch ms, the store's clock when the write began
+	box        *secretBox        // seals the secrets it writes
 	replicated []ReplicaRevision // a cluster worker's write: the leader's revisions (replica.go)
 }
 
@@ -138,7 +147,7 @@ func (s *Store) write(ctx context.Context, fn func(tx *txn) error) error {
 		return storageErr(fmt.Errorf("begin: %w", err))
 	}
 	defer tx.Rollback()
-	t := &txn{Tx: tx}
+	t := &txn{Tx: tx, now: s.now().UnixMilli(), box: s.box()}
 	if err := fn(t); err != nil {
 		return storageErr(err)
 	}
@@ -197,7 +206,7 @@ func (s *Store) logChanges(ctx context.Context, t *txn) (int64, error) {
 		return 0, fmt.Errorf("next revision: %w", err)
 	}
 	if _, err := t.ExecContext(ctx, "INSERT INTO revisions (revision, at, actor) VALUES (?, ?, ?)",
-		rev, s.now().UnixMilli(), gatehouse.ActorOf(ctx)); err != nil {
+		rev, t.now, gatehouse.ActorOf(ctx)); err != nil {
 		return 0, fmt.Errorf("insert revision: %w", err)
 	}
 	stmt, err := t.PrepareContext(ctx, "INSERT INTO changes (revision, kind, id, op) VALUES (?, ?, ?, ?)")
@@ -211,6 +220,14 @@ func (s *Store) logChanges(ctx context.Context, t *txn) (int64, error) {
 		if _, err := stmt.ExecContext(ctx, rev, c.Kind, c.ID, c.Op); err != nil {
 			return 0, fmt.Errorf("insert change: %w", err)
 		}
+	}
+	// The audit log's entries, in the same transaction (contract section 14).
+	a, err := s.newAuditWriter(ctx, t)
+	if err != nil {
+		return 0, err
+	}
+	if err := a.record(ctx, s, rev, t.now, t.changes); err != nil {
+		return 0, err
 	}
 	return rev, nil
 }
@@ -231,7 +248,7 @@ func (s *Store) prepare(ctx context.Context, tx *txn, rev int64) (func(), error)
 	if err != nil {
 		return nil, err
 	}
-	return s.follower.Prepare(ctx, &View{q: tx.Tx}, cs)
+	return s.follower.Prepare(ctx, &View{q: tx.Tx, box: s.box()}, cs)
 }
 
 // Follow applies the revisions that other processes committed on the file
@@ -258,7 +275,7 @@ func (s *Store) Follow(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	install, err := s.follower.Prepare(ctx, &View{q: tx}, cs)
+	install, err := s.follower.Prepare(ctx, &View{q: tx, box: s.box()}, cs)
 	if err != nil {
 		return fmt.Errorf("follow revisions %d to %d: %w", from+1, head, err)
 	}

@@ -26,9 +26,10 @@ import (
 // config is the parsed, validated command line and environment.
 type config struct {
 	server.Config
-	DB       string
-	Demo     bool
-	logLevel string
+	DB         string
+	Demo       bool
+	logLevel   string
+	secretsKey []byte // nil: secrets are stored in clear
 }
 
 // flagSpec is one flag with its environment variable and default; flags beat env.
@@ -60,10 +61,11 @@ var (
 		{name: "leader-ca", env: "GATEHOUSE_LEADER_CA", def: "", shownDef: "system roots", help: "PEM file of the CA that signed an https:// leader's certificate"},
 		{name: "cluster-token", env: "GATEHOUSE_CLUSTER_TOKEN", def: "", help: "the secret leader and workers share, at least 32 characters"},
 		{name: "node-name", env: "GATEHOUSE_NODE_NAME", def: "", shownDef: "the host name", help: "how this node is listed in the cluster"},
+		secretsKeyFlag,
 	}
 	// The admin commands work on an existing database and take nothing else,
 	// so a serve-only variable in the environment cannot make them fail.
-	adminFlags = []flagSpec{{name: dbFlag.name, env: dbFlag.env, def: dbFlag.def, help: "the gateway's SQLite file; it must exist"}}
+	adminFlags = []flagSpec{{name: dbFlag.name, env: dbFlag.env, def: dbFlag.def, help: "the gateway's SQLite file; it must exist"}, secretsKeyFlag}
 )
 
 // errHelp asks run to print the command's help on stdout and exit 0.
@@ -221,6 +223,9 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 		return c, ll.bad("want debug, info, warn or error")
 	}
 	c.logLevel = ll.value
+	if c.secretsKey, err = checkSecretsKey(v[secretsKeyFlag.name]); err != nil {
+		return c, err
+	}
 	if err := checkCluster(&c, v); err != nil {
 		return c, err
 	}
@@ -336,17 +341,22 @@ func checkRedisURL(s source) error {
 	return nil
 }
 
-// parseAdminConfig parses the flags of the admin subcommands: --db only.
-// That the database exists is checked when it is opened (exit 1).
-func parseAdminConfig(name string, args []string, getenv func(string) string) (string, error) {
+// parseAdminConfig parses the flags of the admin subcommands: --db and the
+// secrets key file of an encrypted database. That the database exists is
+// checked when it is opened (exit 1).
+func parseAdminConfig(name string, args []string, getenv func(string) string) (string, []byte, error) {
 	v, err := parseFlags(name, adminFlags, args, getenv)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if v["db"].value == "" {
-		return "", v["db"].bad("want a file path")
+		return "", nil, v["db"].bad("want a file path")
 	}
-	return v["db"].value, nil
+	key, err := checkSecretsKey(v[secretsKeyFlag.name])
+	if err != nil {
+		return "", nil, err
+	}
+	return v["db"].value, key, nil
 }
 
 // checkAddr wants host:port with a numeric port from 0 to 65535 and a host

@@ -70,6 +70,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return nil
 	case "admin":
 		return runAdmin(ctx, args, getenv, stdout)
+	case "audit":
+		return runAuditCmd(ctx, args, getenv, stdout)
 	case "help":
 		return help(args, getenv, stdout)
 	}
@@ -79,10 +81,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 // runAdmin runs gatehouse admin <sub>.
 func runAdmin(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return usageError{"admin needs a subcommand: reset-password or new-key (gatehouse help admin)"}
+		return usageError{"admin needs a subcommand: reset-password, new-key or rotate-secrets-key (gatehouse help admin)"}
 	}
 	sub := args[0]
-	var do func(ctx context.Context, db string, stdout io.Writer) error
+	var do func(ctx context.Context, db string, key []byte, stdout io.Writer) error
 	switch sub {
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, adminUsage)
@@ -91,10 +93,12 @@ func runAdmin(ctx context.Context, args []string, getenv func(string) string, st
 		do = resetPassword
 	case "new-key":
 		do = newAdminKey
+	case "rotate-secrets-key":
+		return rotateSecretsKey(ctx, args[1:], getenv, stdout)
 	default:
-		return usageError{fmt.Sprintf("unknown admin subcommand %q (want reset-password or new-key)", sub)}
+		return usageError{fmt.Sprintf("unknown admin subcommand %q (want reset-password, new-key or rotate-secrets-key)", sub)}
 	}
-	db, err := parseAdminConfig("admin "+sub, args[1:], getenv)
+	db, key, err := parseAdminConfig("admin "+sub, args[1:], getenv)
 	if errors.Is(err, errHelp) {
 		fmt.Fprint(stdout, flagHelp("admin "+sub, adminFlags))
 		return nil
@@ -102,7 +106,7 @@ func runAdmin(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	return do(ctx, db, stdout)
+	return do(ctx, db, key, stdout)
 }
 
 // help prints the commands, or with a command name that command's help.
@@ -113,6 +117,9 @@ func help(args []string, getenv func(string) string, stdout io.Writer) error {
 		return nil
 	case len(args) == 1 && args[0] == "serve":
 		fmt.Fprint(stdout, flagHelp("serve", serveFlags))
+		return nil
+	case len(args) == 1 && args[0] == "audit":
+		fmt.Fprint(stdout, auditUsage)
 		return nil
 	case len(args) == 1 && args[0] == "admin":
 		fmt.Fprint(stdout, adminUsage)
@@ -134,6 +141,8 @@ commands:
   serve                  run the gateway and the admin listener (the default command)
   admin reset-password   set and print a new password for the dashboard user admin
   admin new-key          create and print a new admin API key
+  admin rotate-secrets-key  re-encrypt the secrets with a new key file
+  audit verify           check the audit log's hash chain (exit 1 names the broken revision)
   version                print the version (also --version)
   help [command]         print this help (also -h, --help), or a command's flags
 
@@ -146,7 +155,10 @@ const adminUsage = `usage: gatehouse admin <subcommand> [--db FILE]
 subcommands (on the database of a gateway, running or not; they never create one):
   reset-password   set and print a new password for the dashboard user admin
   new-key          create and print a new admin API key (group admin-api-group)
+  rotate-secrets-key  re-encrypt every secret: --old-key-file A --new-key-file B
 
 --db (env GATEHOUSE_DB, default gatehouse.db) names the SQLite file; a file that
-does not exist is refused with exit status 1.
+does not exist is refused with exit status 1. On a database whose secrets are
+encrypted, reset-password and new-key need --secrets-key-file (env
+GATEHOUSE_SECRETS_KEY_FILE).
 `

@@ -26,6 +26,9 @@ func serve(ctx context.Context, c config, getenv func(string) string, stdout, st
 		return fmt.Errorf("open database %s (--db): %w", c.DB, err)
 	}
 	defer st.Close()
+	if err := useSecretsKey(ctx, st, c.secretsKey); err != nil {
+		return err
+	}
 
 	// A worker's configuration, credentials included, is its leader's.
 	if c.Role != server.RoleWorker {

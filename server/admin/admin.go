@@ -79,6 +79,9 @@ type Backend interface {
 	KeyStore
 	QuotaStore
 	PluginStore
+	RotateStore
+	AuditStore
+	UserStore
 }
 
 // Caller is who an authenticated admin request comes from.
@@ -161,6 +164,9 @@ func Register(r *mux.Router, cfg Config) {
 	keys := &keyAPI{keys: b, groups: b, services: b}
 	quotas := &quotaAPI{quotas: b, keys: b}
 	plugins := &pluginAPI{plugins: b}
+	rotate := &rotateAPI{keys: b}
+	audit := &auditAPI{audit: b}
+	users := &userAPI{users: b}
 
 	r.Path("/health").Handler(a.serve(methods{http.MethodGet: a.handleHealth}.dispatch))
 	r.Path("/ready").Handler(a.serve(methods{http.MethodGet: a.handleReady}.dispatch))
@@ -205,6 +211,10 @@ func Register(r *mux.Router, cfg Config) {
 	route("/api/apikeys/{clientId}", methods{"GET": keys.get, "PUT": keys.put,
 		"PATCH": keys.patch, "DELETE": keys.delete})
 	route("/api/apikeys/{clientId}/quotas", methods{"GET": quotas.get, "DELETE": quotas.reset})
+	route("/api/apikeys/{clientId}/rotate", methods{"POST": rotate.rotate})
+	route("/api/audit", methods{"GET": audit.list})
+	route("/api/users", methods{"GET": users.list, "POST": users.create})
+	route("/api/users/{name}", methods{"GET": users.get, "PATCH": users.patch, "DELETE": users.delete})
 
 	if cfg.Nodes != nil {
 		route("/api/cluster/nodes", methods{"GET": func(w http.ResponseWriter, _ *http.Request) error {
@@ -270,6 +280,7 @@ func (a *api) auth(next http.Handler) http.Handler {
 			return
 		}
 		ctx := gatehouse.WithActor(r.Context(), gatehouse.APIKeyActor(c.ClientID))
+		ctx = gatehouse.WithRequestIP(ctx, remoteIP(r))
 		ctx, rec := gatehouse.WithRevisionRecorder(ctx)
 		next.ServeHTTP(&revisionWriter{ResponseWriter: w, rec: rec}, r.WithContext(ctx))
 	})

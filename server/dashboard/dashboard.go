@@ -32,6 +32,8 @@ type Backend interface {
 	KeyBackend
 	PluginBackend
 	SessionBackend
+	AuditBackend
+	UserBackend
 }
 
 // GroupBackend serves the group screens.
@@ -70,6 +72,9 @@ type KeyBackend interface {
 	Usage(ctx context.Context, clientID string) (gatehouse.QuotaUsage, error)
 	// ResetUsage sets a key's quota counters to zero.
 	ResetUsage(ctx context.Context, clientID string) error
+	// RotateAPIKey gives the key a new secret ("" generates one) and accepts
+	// the old one for graceHours more (the key's own when negative).
+	RotateAPIKey(ctx context.Context, clientID, newSecret string, graceHours int64) (gatehouse.APIKey, error)
 }
 
 // PluginBackend serves the plugin screens.
@@ -92,6 +97,9 @@ type SessionBackend interface {
 	GetSession(ctx context.Context, tokenHash string) (gatehouse.Session, error)
 	DeleteSession(ctx context.Context, tokenHash string) error
 	DeleteExpiredSessions(ctx context.Context, nowUnix int64) error
+	// RecordSignInFailed writes a failed sign-in to the audit log
+	// (CreateSession and DeleteSession record sign-ins and sign-outs).
+	RecordSignInFailed(ctx context.Context, username string) error
 }
 
 // Config is the dashboard's wiring.
@@ -133,7 +141,7 @@ const (
 // New builds the dashboard and its routes.
 func New(cfg Config) *Dashboard {
 	d := &Dashboard{
-		b:       cfg.Backend,
+		b:       viewerSafe{cfg.Backend},
 		log:     cfg.Logger,
 		now:     cfg.Now,
 		loc:     cfg.Location,
@@ -187,6 +195,7 @@ func New(cfg Config) *Dashboard {
 		app.HandleFunc("POST "+base+"/{clientId}/delete", d.handleKeyDelete)
 		app.HandleFunc("GET "+base+"/{clientId}/reset-quotas", d.handleKeyResetConfirm)
 		app.HandleFunc("POST "+base+"/{clientId}/reset-quotas", d.handleKeyReset)
+		app.HandleFunc("POST "+base+"/{clientId}/rotate", d.handleKeyRotate)
 	}
 
 	app.HandleFunc("GET /groups", d.handleGroups)
@@ -197,6 +206,14 @@ func New(cfg Config) *Dashboard {
 	app.HandleFunc("GET /groups/{id}/edit", d.handleGroupEdit)
 	app.HandleFunc("GET /groups/{id}/delete", d.handleGroupDeleteConfirm)
 	app.HandleFunc("POST /groups/{id}/delete", d.handleGroupDelete)
+
+	app.HandleFunc("GET /audit", d.handleAudit)
+	app.HandleFunc("GET /users", d.handleUsers)
+	app.HandleFunc("POST /users", d.handleUserCreate)
+	app.HandleFunc("POST /users/{name}", d.handleUserUpdate)
+	app.HandleFunc("POST /users/{name}/delete", d.handleUserDelete)
+	app.HandleFunc("GET /account/password", d.handlePasswordPage)
+	app.HandleFunc("POST /account/password", d.handlePassword)
 
 	app.HandleFunc("GET /plugins", d.handlePlugins)
 	app.HandleFunc("POST /plugins", d.handlePluginUpload)
