@@ -86,3 +86,32 @@ const (
 	OpDelete      = "delete"
 	OpResetQuotas = "reset-quotas"
 )
+
+// OpRotate is a key's secret rotation (contract section 14).
+const OpRotate = "rotate"
+
+// KindSession is the audit log's kind of dashboard sign-ins and sign-outs;
+// they change no entity and make no revision.
+const KindSession = "session"
+
+// Audit actions of sessions (contract section 14).
+const (
+	ActionSignIn       = "sign-in"
+	ActionSignInFailed = "sign-in-failed"
+	ActionSignOut      = "sign-out"
+)
+
+type requestIPKey struct{}
+
+// WithRequestIP returns ctx carrying the address a write's request came
+// from, for the audit log.
+func WithRequestIP(ctx context.Context, ip string) context.Context {
+	return context.WithValue(ctx, requestIPKey{}, ip)
+}
+
+// RequestIPOf returns the request address ctx carries, "" when none (the
+// command line, automatic jobs).
+func RequestIPOf(ctx context.Context) string {
+	ip, _ := ctx.Value(requestIPKey{}).(string)
+	return ip
+}

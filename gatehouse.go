@@ -121,6 +121,36 @@ type APIKey struct {
 	ValidUntil         *int64            `json:"validUntil"` // epoch milliseconds
 	Metadata           map[string]string `json:"metadata"`
 	Tags               []string          `json:"tags"`
+	Rotation           Rotation          `json:"rotation"`
+	// PreviousSecretValidUntil is read-only: while the secret replaced by the
+	// last rotation is still accepted, when it stops being (epoch ms). A body
+	// that carries it is accepted and the value ignored.
+	PreviousSecretValidUntil *int64 `json:"previousSecretValidUntil"`
+	// PreviousSecret is the secret the last rotation replaced, accepted until
+	// PreviousSecretValidUntil; it is never shown.
+	PreviousSecret string `json:"-"`
+}
+
+// Rotation is a key's secret rotation settings (contract section 14), in hours.
+type Rotation struct {
+	Enabled       bool  `json:"enabled"`
+	RotationEvery int64 `json:"rotationEvery"`
+	GracePeriod   int64 `json:"gracePeriod"`
+}
+
+// Rotation defaults: a month and a week.
+const (
+	DefaultRotationEvery = 744
+	DefaultGracePeriod   = 168
+)
+
+// PreviousSecretAt returns the previous secret and until when it is
+// accepted, at nowMs; ok is false when there is none any more.
+func (k *APIKey) PreviousSecretAt(nowMs int64) (secret string, until int64, ok bool) {
+	if k.PreviousSecret == "" || k.PreviousSecretValidUntil == nil || *k.PreviousSecretValidUntil <= nowMs {
+		return "", 0, false
+	}
+	return k.PreviousSecret, *k.PreviousSecretValidUntil, true
 }
 
 // DefaultAPIKey returns a key with every field at its contract default.
@@ -133,6 +163,7 @@ func DefaultAPIKey() APIKey {
 		MonthlyQuota:       DefaultQuota,
 		Metadata:           map[string]string{},
 		Tags:               []string{},
+		Rotation:           Rotation{RotationEvery: DefaultRotationEvery, GracePeriod: DefaultGracePeriod},
 	}
 }
 
@@ -266,5 +297,6 @@ type Session struct {
 	TokenHash string
 	Username  string
 	CSRFToken string
-	ExpiresAt int64 // epoch seconds
+	ExpiresAt int64  // epoch seconds
+	Role      string // the user's role, as GetSession reads it
 }

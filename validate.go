@@ -152,6 +152,9 @@ func (s *Service) Validate() error {
 		if p.Ref == "" {
 			return Invalid("plugins", "every plugin needs a ref")
 		}
+		if strings.HasPrefix(p.Config, SealedPrefix) {
+			return Invalid("plugins", "a plugin config must not start with %q", SealedPrefix)
+		}
 	}
 	return nil
 }
@@ -236,6 +239,9 @@ func (k *APIKey) Validate() error {
 	if len(k.ClientSecret) > maxName || strings.ContainsAny(k.ClientSecret, "\x00\r\n") {
 		return Invalid("clientSecret", "must be at most %d characters without control characters", maxName)
 	}
+	if strings.HasPrefix(k.ClientSecret, SealedPrefix) {
+		return Invalid("clientSecret", "must not start with %q", SealedPrefix)
+	}
 	if len(k.ClientName) > maxName {
 		return Invalid("clientName", "must be at most %d characters", maxName)
 	}
@@ -253,6 +259,12 @@ func (k *APIKey) Validate() error {
 	}
 	if k.ThrottlingQuota < 0 {
 		return Invalid("throttlingQuota", "must not be negative")
+	}
+	if k.Rotation.RotationEvery < 1 || k.Rotation.RotationEvery > MaxGracePeriod {
+		return Invalid("rotation.rotationEvery", "must be between 1 and %d hours", MaxGracePeriod)
+	}
+	if k.Rotation.GracePeriod < 0 || k.Rotation.GracePeriod > MaxGracePeriod {
+		return Invalid("rotation.gracePeriod", "must be between 0 and %d hours", MaxGracePeriod)
 	}
 	if k.DailyQuota < 0 {
 		return Invalid("dailyQuota", "must not be negative")
@@ -284,7 +296,17 @@ func (k *APIKey) FillDefaults() {
 	if k.Tags == nil {
 		k.Tags = []string{}
 	}
+	if k.Rotation == (Rotation{}) {
+		k.Rotation = Rotation{RotationEvery: DefaultRotationEvery, GracePeriod: DefaultGracePeriod}
+	}
 }
+
+// SealedPrefix starts a secret encrypted at rest; no clear secret or plugin
+// config may start with it, so the two are never confused.
+const SealedPrefix = "enc:v1:"
+
+// MaxGracePeriod bounds a rotation's grace period: ten years, in hours.
+const MaxGracePeriod = 87600
 
 // Validate checks a plugin's name and limits.
 func (p *Plugin) Validate() error {

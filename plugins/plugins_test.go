@@ -200,6 +200,8 @@ func TestConcurrentRequests(t *testing.T) {
 	// Isolation is what this test is about, not the time limit: under -race
 	// on a loaded 2-core machine a guest call can outlast the default 100 ms.
 	h.load(t, "echo", func(p *gatehouse.Plugin) { p.PoolSize, p.TimeoutMs = 8, 10_000 })
+	// Nor the 1 s busy wait: 64 requests share 8 instances per pool.
+	h.busy = time.Minute
 	a := newGateway(t, h, "svc-a", ref("echo", "config-a"))
 	b := newGateway(t, h, "svc-b", ref("echo", "config-b"))
 	var wg sync.WaitGroup
@@ -284,6 +286,10 @@ func TestBusy(t *testing.T) {
 	h.busy = 50 * time.Millisecond
 	h.load(t, "echo", func(p *gatehouse.Plugin) { p.PoolSize, p.TimeoutMs = 1, 10_000 })
 	g := newGateway(t, h, "svc-busy", ref("echo", ""))
+	// The pool's one instance starts in the background; on a loaded machine
+	// that takes longer than the 50 ms busy wait, which is not what this
+	// test is about: wait for it.
+	h.warm.Wait()
 	release := make(chan struct{})
 	arrived := make(chan struct{})
 	g.upstream = func(w http.ResponseWriter, r *http.Request) {

@@ -5,7 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -211,6 +214,10 @@ func TestFullDisk(t *testing.T) {
 	h.group("g")
 	h.service(newService("api", "g", "api.test", up))
 	h.key(newKey("k", "s", withGroupKey("g")))
+	h.group(gatehouse.AdminGroupID)
+	h.key(newKey("root", "root-secret", withGroupKey(gatehouse.AdminGroupID)))
+	admin := httptest.NewServer(h.srv.Admin())
+	defer admin.Close()
 
 	filler := fill(t, mnt)
 	const calls = 20
@@ -224,9 +231,17 @@ func TestFullDisk(t *testing.T) {
 			}
 		}
 	}
-	err := h.st.CreateGroup(ctx, &gatehouse.Group{ID: "new", Name: "new"})
-	if !gatehouse.IsStorageFull(err) || gatehouse.KindOf(err).Status() != 507 {
-		t.Fatalf("admin write on a full disk = %v, want storage full (507)", err)
+	req, _ := http.NewRequest("POST", admin.URL+"/api/groups", strings.NewReader(`{"id": "new", "name": "new"}`))
+	req.SetBasicAuth("root", "root-secret")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInsufficientStorage || strings.TrimSpace(string(body)) != `{"error":"storage full"}` {
+		t.Fatalf("admin write on a full disk: %d %s, want 507 storage full", resp.StatusCode, body)
 	}
 	if _, err := h.st.GetGroup(ctx, "new"); gatehouse.KindOf(err) != gatehouse.KindNotFound {
 		t.Fatalf("refused write was stored: %v", err)

@@ -8,6 +8,7 @@ import (
 
 	"gatehouse"
 	"gatehouse/plugins"
+	"gatehouse/server/keys"
 	"gatehouse/server/route"
 	"gatehouse/store"
 )
@@ -38,10 +39,17 @@ func (f *follower) Prepare(ctx context.Context, v *store.View, cs []gatehouse.Ch
 		key   *gatehouse.APIKey // nil: the key is gone
 		reset bool
 	}
+	var reload []*keys.Key // a cluster snapshot: every key, as it is now
 	keys := map[string]*keyChange{}
 	catalog := false
 	for _, c := range cs {
 		switch c.Kind {
+		case store.KindSnapshot:
+			catalog = true
+			var err error
+			if reload, err = allKeys(ctx, v); err != nil {
+				return nil, err
+			}
 		case gatehouse.KindAPIKey:
 			kc := keys[c.ID]
 			if kc == nil {
@@ -72,13 +80,22 @@ func (f *follower) Prepare(ctx context.Context, v *store.View, cs []gatehouse.Ch
 	}
 	last := cs[len(cs)-1].Revision
 	return func() {
+		for _, k := range reload {
+			s.keys.Put(k)
+		}
 		for id, kc := range keys {
 			if kc.key == nil {
 				s.keys.Delete(id)
+				s.previous.Delete(id)
 				s.quotas.Forget(id)
 				continue
 			}
 			s.keys.PutAPIKey(kc.key)
+			if old, until, ok := kc.key.PreviousSecretAt(s.cfg.Now().UnixMilli()); ok {
+				s.previous.Set(id, old, until)
+			} else {
+				s.previous.Delete(id)
+			}
 			if kc.reset {
 				s.quotas.Reset(id)
 			}
@@ -88,7 +105,21 @@ func (f *follower) Prepare(ctx context.Context, v *store.View, cs []gatehouse.Ch
 		}
 		f.rev.Store(last)
 		s.metrics.revision.Set(float64(last))
+		s.revisionApplied()
 	}, nil
+}
+
+// allKeys reads every key, for a snapshot that replaced them all.
+func allKeys(ctx context.Context, v *store.View) ([]*keys.Key, error) {
+	ks := []*keys.Key{}
+	err := v.ScanKeyAuth(ctx, func(k *gatehouse.APIKey) error {
+		ks = append(ks, keys.FromAPIKey(k))
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reload api keys: %w", err)
+	}
+	return ks, nil
 }
 
 // Abandoned is called when a write failed to commit after Prepare: the plugin

@@ -26,14 +26,15 @@ import (
 
 // Gateway is the proxy listener's handler: the pipeline a client's call takes.
 type Gateway struct {
-	routes  *atomic.Pointer[route.Table]
-	keys    *keys.Index
-	quotas  Quotas
-	trusted []netip.Prefix
-	now     func() time.Time
-	log     *slog.Logger
-	metrics *metrics
-	tls     bool
+	routes   *atomic.Pointer[route.Table]
+	keys     *keys.Index
+	previous *auth.Previous
+	quotas   Quotas
+	trusted  []netip.Prefix
+	now      func() time.Time
+	log      *slog.Logger
+	metrics  *metrics
+	tls      bool
 
 	transport  *http.Transport
 	bufferPool httputil.BufferPool
@@ -60,6 +61,7 @@ type exchange struct {
 	key           *keys.Key
 	decision      quota.Decision
 	hasDecision   bool
+	previousUntil int64         // the key's previous secret authenticated the call: when it stops working (epoch ms)
 	clientGone    bool          // the client cancelled while the upstream was asked: 499
 	forwarded     bool          // the plugins stage ran the proxy behind the chain
 	body          *clientBody   // the client's request body, watched for broken framing
@@ -285,6 +287,9 @@ func (g *Gateway) errorHeaders(x *exchange, h http.Header) {
 		gh.quota, gh.key, gh.decision = true, x.key, &x.decision
 	}
 	gh.write(h)
+	if x.key != nil && x.sendHeaders() {
+		g.rotationHeaders(x, h)
+	}
 }
 
 // forwarder is the matched route's forwarder, or nil.
@@ -390,7 +395,7 @@ func (g *Gateway) stageKey(x *exchange, r *http.Request) refusal {
 		return pass
 	}
 	cred := auth.Extract(r, auth.AllSources)
-	k, res := auth.Verify(&cred, g.keys, g.now().UnixMilli())
+	k, res := auth.Verify(&cred, g.keys, g.previous, g.now().UnixMilli())
 	if res != auth.OK {
 		f := refusal{status: http.StatusUnauthorized, msg: res.Message()}
 		if res == auth.NoCredential {
@@ -399,6 +404,7 @@ func (g *Gateway) stageKey(x *exchange, r *http.Request) refusal {
 		return f
 	}
 	x.key = k
+	x.previousUntil = cred.PreviousUntil
 	cred.Strip(r)
 	r.Header.Del("Otoroshi-Client-Secret")
 	// Plugins see the caller's client id on the request (contract section
@@ -601,6 +607,7 @@ func (g *Gateway) modifyResponse(resp *http.Response) error {
 		gh.quota, gh.key, gh.decision = true, x.key, &x.decision
 	}
 	gh.write(x.sw.Header())
+	g.rotationHeaders(x, x.sw.Header())
 	return nil
 }
 

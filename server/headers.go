@@ -97,4 +97,4 @@ func (g *gatewayHeaders) write(h http.Header) {
 // ownHeaders are removed from an upstream's answer so that the gateway's
 // values are the only ones the client sees.
 var ownHeaders = []string{hdrRequestID, hdrProxyLatency, hdrUpstreamLatency, hdrServerTiming,
-	hdrDailyRemaining, hdrMonthlyRemain, hdrRateLimit, hdrRateRemaining}
+	hdrDailyRemaining, hdrMonthlyRemain, hdrRateLimit, hdrRateRemaining, hdrRotationAt, hdrRotationRemaining}

@@ -26,6 +26,7 @@ import (
 	"gatehouse/plugins"
 	"gatehouse/server/admin"
 	"gatehouse/server/auth"
+	"gatehouse/server/cluster"
 	"gatehouse/server/dashboard"
 	"gatehouse/server/keys"
 	"gatehouse/server/quota"
@@ -55,6 +56,8 @@ type Config struct {
 	OTLPEndpoint string
 	Logger       *slog.Logger
 	Now          func() time.Time // nil: time.Now
+	Role         string           // standalone (also ""), leader or worker
+	Cluster      ClusterConfig    // for a leader or a worker
 }
 
 // Server owns the store and every in-memory view of it.
@@ -62,7 +65,15 @@ type Server struct {
 	cfg      Config
 	store    *store.Store
 	keys     *keys.Index
-	quotas   *quota.Manager
+	previous *auth.Previous // secrets replaced by rotations, in their grace period
+	quotas   Quotas
+	manager  *quota.Manager  // standalone: the quotas, flushed to SQLite
+	cq       *cluster.Quotas // leader and worker: the quotas, on Redis
+	leader   *cluster.Leader
+	replica  *cluster.Replica
+	proxyURL atomic.Value // string: the bound gateway listener, for the cluster's list
+	revMu    sync.Mutex
+	revCh    chan struct{} // closed when a revision is applied
 	plugins  *plugins.Host
 	routes   atomic.Pointer[route.Table]
 	metrics  *metrics
@@ -95,16 +106,25 @@ func New(ctx context.Context, cfg Config, st *store.Store) (*Server, error) {
 		cfg.Location = time.UTC
 	}
 	s := &Server{
-		cfg:     cfg,
-		store:   st,
-		keys:    keys.NewIndex(),
-		quotas:  quota.NewManager(cfg.Location, cfg.Now),
-		log:     cfg.Logger,
-		loaded:  map[string]string{},
-		chained: map[string]bool{},
+		cfg:      cfg,
+		store:    st,
+		keys:     keys.NewIndex(),
+		previous: auth.NewPrevious(),
+		log:      cfg.Logger,
+		revCh:    make(chan struct{}),
+		loaded:   map[string]string{},
+		chained:  map[string]bool{},
 	}
+	st.SetClock(cfg.Now)
 	s.follower = &follower{s: s}
 	s.metrics = newMetrics(func() float64 { return float64(s.keys.Len()) })
+	if err := s.newQuotas(); err != nil {
+		return nil, err
+	}
+	if err := s.setupCluster(); err != nil {
+		s.closeQuotas()
+		return nil, err
+	}
 
 	// The revision is read before the state: a write that lands in between
 	// is in the state already and applied once more by Follow, which is
@@ -120,9 +140,14 @@ func New(ctx context.Context, cfg Config, st *store.Store) (*Server, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("load api keys: %w", err)
 	}
-	day, month := s.quotas.Periods()
-	if err := st.ScanCounters(ctx, []string{day, month}, s.quotas.Load); err != nil {
-		return nil, fmt.Errorf("load quota counters: %w", err)
+	if err := st.ScanPreviousSecrets(ctx, cfg.Now().UnixMilli(), s.previous.Set); err != nil {
+		return nil, fmt.Errorf("load previous secrets: %w", err)
+	}
+	if s.manager != nil {
+		day, month := s.manager.Periods()
+		if err := st.ScanCounters(ctx, []string{day, month}, s.manager.Load); err != nil {
+			return nil, fmt.Errorf("load quota counters: %w", err)
+		}
 	}
 	s.log.Info("api keys loaded", "keys", s.keys.Len(), "dur_ms", time.Since(start).Milliseconds())
 
@@ -145,6 +170,7 @@ func New(ctx context.Context, cfg Config, st *store.Store) (*Server, error) {
 	host, err := plugins.NewHost(ctx, plugins.Config{CacheDir: cfg.WasmCache, Logger: cfg.Logger, Now: cfg.Now})
 	if err != nil {
 		s.closeObservers(ctx)
+		s.closeQuotas()
 		return nil, fmt.Errorf("start plugin host: %w", err)
 	}
 	s.plugins = host
@@ -158,9 +184,11 @@ func New(ctx context.Context, cfg Config, st *store.Store) (*Server, error) {
 		accessLog:       accessLog,
 		spans:           spans,
 	}, &s.routes, s.keys, s.quotas, s.metrics)
+	s.gateway.previous = s.previous
 	if err := s.loadCatalog(ctx); err != nil {
 		host.Close(ctx)
 		s.closeObservers(ctx)
+		s.closeQuotas()
 		return nil, fmt.Errorf("load services and plugins: %w", err)
 	}
 	s.follower.rev.Store(rev)
@@ -187,27 +215,45 @@ func (s *Server) Admin() http.Handler { return s.admin }
 func (s *Server) adminHandler() http.Handler {
 	r := mux.NewRouter()
 	r.SkipClean(true)
-	admin.Register(r, admin.Config{
+	cfg := admin.Config{
 		Backend:      backend{s.store, s},
 		Authenticate: s.authenticateAdmin,
-		Health:       func() (string, int64, bool) { return "standalone", s.Revision(), true },
+		Health:       s.health,
 		Metrics:      promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}),
 		Logger:       s.log,
-	})
-	dashboard.New(dashboard.Config{
+	}
+	switch s.role() {
+	case RoleLeader:
+		// Before the admin API, whose /api routes take admin keys only.
+		r.PathPrefix("/api/cluster/").MatcherFunc(func(req *http.Request, _ *mux.RouteMatch) bool {
+			return req.URL.Path != "/api/cluster/nodes"
+		}).Handler(s.leader.Handler())
+		cfg.Nodes = s.clusterNodes
+	case RoleWorker:
+		cfg.Links = s.links
+		cfg.Worker = s.replica.Leader()
+		admin.Register(r, cfg)
+		return r
+	}
+	admin.Register(r, cfg)
+	dcfg := dashboard.Config{
 		Backend:    backend{s.store, s},
 		Logger:     s.log,
 		GatewayURL: BaseURL(s.cfg.ProxyAddr, s.cfg.ProxyTLSCert != ""),
 		Now:        s.cfg.Now,
 		Location:   s.cfg.Location,
-	}).Register(r)
+	}
+	if s.leader != nil {
+		dcfg.Nodes = s.dashboardNodes
+	}
+	dashboard.New(dcfg).Register(r)
 	return r
 }
 
 // authenticateAdmin admits an API key of admin-api-group presented in a header.
 func (s *Server) authenticateAdmin(r *http.Request) (admin.Caller, error) {
 	cred := auth.Extract(r, auth.HeadersOnly)
-	k, res := auth.Verify(&cred, s.keys, s.cfg.Now().UnixMilli())
+	k, res := auth.Verify(&cred, s.keys, s.previous, s.cfg.Now().UnixMilli())
 	if res != auth.OK {
 		return admin.Caller{}, errors.New(res.Message())
 	}
@@ -243,6 +289,7 @@ func (s *Server) Run(ctx context.Context, ready func(proxy, admin net.Addr)) err
 		proxyLn = tls.NewListener(proxyLn, proxySrv.TLSConfig)
 	}
 	proxyLn = badPathListener{proxyLn}
+	s.proxyURL.Store(BaseURL(proxyLn.Addr().String(), s.cfg.ProxyTLSCert != ""))
 	if ready != nil {
 		ready(proxyLn.Addr(), adminLn.Addr())
 	}
@@ -256,6 +303,21 @@ func (s *Server) Run(ctx context.Context, ready func(proxy, admin net.Addr)) err
 	followDone := make(chan struct{})
 	followCtx, stopFollow := context.WithCancel(context.Background())
 	go func() { defer close(followDone); s.followLoop(followCtx) }()
+	replicaDone := make(chan struct{})
+	go func() {
+		defer close(replicaDone)
+		if s.replica != nil {
+			s.replica.Run(followCtx)
+		}
+	}()
+	rotateDone := make(chan struct{})
+	go func() {
+		defer close(rotateDone)
+		// A worker writes only what its leader rotated.
+		if s.replica == nil {
+			s.rotationLoop(followCtx)
+		}
+	}()
 
 	var runErr error
 	select {
@@ -279,8 +341,14 @@ func (s *Server) Run(ctx context.Context, ready func(proxy, admin net.Addr)) err
 	wg.Wait()
 	stopFollow()
 	<-followDone
+	<-replicaDone
+	<-rotateDone
 	stopFlush()
 	<-flushDone
+	// A cluster node gives back its unused reservations and reports its
+	// calls first, so the leader's last flush has them all.
+	s.releaseQuotas()
+	defer s.closeQuotas()
 	if err := s.Flush(context.Background()); err != nil {
 		return errors.Join(runErr, fmt.Errorf("final counter flush: %w", err))
 	}
@@ -345,7 +413,13 @@ func (s *Server) flushLoop(ctx context.Context) {
 // transaction. When the disk is full the counts stay in memory, to be written
 // when it can again; that is logged once when it starts and once when it ends.
 func (s *Server) Flush(ctx context.Context) error {
-	err := s.quotas.Flush(ctx, s.store.AddCounters)
+	var err error
+	switch {
+	case s.manager != nil:
+		err = s.manager.Flush(ctx, s.store.AddCounters)
+	case s.role() == RoleLeader:
+		err = s.flushUsage(ctx)
+	}
 	full := gatehouse.IsStorageFull(err)
 	if was := s.storageFull.Swap(full); full && !was {
 		s.log.Error("storage full: quota counters are kept in memory until they can be written", "err", err)

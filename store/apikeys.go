@@ -18,6 +18,7 @@ func keyConflict(id string) error { return gatehouse.Conflict("apikey %q already
 // prepareKey fills defaults and validates k; it touches no database.
 func prepareKey(k *gatehouse.APIKey) error {
 	k.FillDefaults()
+	k.PreviousSecret, k.PreviousSecretValidUntil = "", nil // read-only: only a rotation sets them
 	return k.Validate()
 }
 
@@ -28,9 +29,14 @@ type keyRow struct {
 }
 
 const keyCols = `client_secret, client_name, description, enabled, allow_client_id_only, read_only,
-	throttling_quota, daily_quota, monthly_quota, valid_until, authorized_entities, metadata, tags`
+	throttling_quota, daily_quota, monthly_quota, valid_until, authorized_entities, metadata, tags,
+	rotation_enabled, rotation_every, rotation_grace`
 
-func encodeKey(k *gatehouse.APIKey) (keyRow, error) {
+func encodeKey(k *gatehouse.APIKey, box *secretBox) (keyRow, error) {
+	secret, err := box.seal(k.ClientSecret)
+	if err != nil {
+		return keyRow{}, err
+	}
 	ents, err := json.Marshal(k.AuthorizedEntities)
 	if err != nil {
 		return keyRow{}, fmt.Errorf("encode authorizedEntities: %w", err)
@@ -48,8 +54,9 @@ func encodeKey(k *gatehouse.APIKey) (keyRow, error) {
 		until = *k.ValidUntil
 	}
 	return keyRow{
-		args: []any{k.ClientSecret, k.ClientName, k.Description, k.Enabled, k.AllowClientIDOnly, k.ReadOnly,
-			k.ThrottlingQuota, k.DailyQuota, k.MonthlyQuota, until, string(ents), string(meta), string(tags)},
+		args: []any{secret, k.ClientName, k.Description, k.Enabled, k.AllowClientIDOnly, k.ReadOnly,
+			k.ThrottlingQuota, k.DailyQuota, k.MonthlyQuota, until, string(ents), string(meta), string(tags),
+			k.Rotation.Enabled, k.Rotation.RotationEvery, k.Rotation.GracePeriod},
 		entities: k.AuthorizedEntities,
 	}, nil
 }
@@ -60,6 +67,7 @@ type keyWriter struct {
 	tx                   *txn
 	insert, insertEntity *sql.Stmt
 	seq                  int64
+	now                  int64 // epoch ms: when automatic rotation's first period starts
 	entities             entityChecker
 }
 
@@ -69,7 +77,7 @@ func newKeyWriter(ctx context.Context, tx *txn) (*keyWriter, error) {
 		return nil, err
 	}
 	ins, err := tx.PrepareContext(ctx, "INSERT INTO apikeys (client_id, seq, "+keyCols+
-		") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		", rotated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 	if err != nil {
 		return nil, fmt.Errorf("prepare insert apikey: %w", err)
 	}
@@ -78,7 +86,7 @@ func newKeyWriter(ctx context.Context, tx *txn) (*keyWriter, error) {
 		ins.Close()
 		return nil, fmt.Errorf("prepare insert apikey entity: %w", err)
 	}
-	return &keyWriter{tx: tx, insert: ins, insertEntity: ent, seq: seq}, nil
+	return &keyWriter{tx: tx, insert: ins, insertEntity: ent, seq: seq, now: tx.now}, nil
 }
 
 func (w *keyWriter) Close() {
@@ -90,11 +98,11 @@ func (w *keyWriter) add(ctx context.Context, k *gatehouse.APIKey, field string) 
 	if err := w.entities.check(ctx, w.tx, k.AuthorizedEntities, field); err != nil {
 		return err
 	}
-	row, err := encodeKey(k)
+	row, err := encodeKey(k, w.tx.box)
 	if err != nil {
 		return err
 	}
-	args := append([]any{k.ClientID, w.seq}, row.args...)
+	args := append(append([]any{k.ClientID, w.seq}, row.args...), w.now)
 	if _, err := w.insert.ExecContext(ctx, args...); err != nil {
 		if isUniqueViolation(err) {
 			return keyConflict(k.ClientID)
@@ -216,7 +224,7 @@ func (s *Store) UpdateAPIKey(ctx context.Context, k *gatehouse.APIKey) error {
 	if err := prepareKey(k); err != nil {
 		return err
 	}
-	row, err := encodeKey(k)
+	row, err := encodeKey(k, s.box())
 	if err != nil {
 		return err
 	}
@@ -231,12 +239,17 @@ func updateKey(ctx context.Context, tx *txn, k *gatehouse.APIKey, row keyRow) er
 	}
 	res, err := tx.ExecContext(ctx, `UPDATE apikeys SET client_secret = ?, client_name = ?, description = ?,
 		enabled = ?, allow_client_id_only = ?, read_only = ?, throttling_quota = ?, daily_quota = ?,
-		monthly_quota = ?, valid_until = ?, authorized_entities = ?, metadata = ?, tags = ?
-		WHERE client_id = ?`, append(row.args, k.ClientID)...)
+		monthly_quota = ?, valid_until = ?, authorized_entities = ?, metadata = ?, tags = ?,
+		rotation_enabled = ?, rotation_every = ?, rotation_grace = ?,
+		rotated_at = CASE WHEN rotation_enabled THEN rotated_at ELSE ? END
+		WHERE client_id = ?`, append(row.args, tx.now, k.ClientID)...)
 	if err != nil {
 		return fmt.Errorf("update apikey: %w", err)
 	}
 	if err := affected(res, keyNotFound(k.ClientID)); err != nil {
+		return err
+	}
+	if err := readPrevious(ctx, tx, tx.box, k); err != nil {
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, "DELETE FROM apikey_entities WHERE client_id = ?", k.ClientID); err != nil {
@@ -294,19 +307,27 @@ func (s *Store) ResetQuotas(ctx context.Context, clientID string) error {
 	})
 }
 
-const keySelect = "SELECT client_id, " + keyCols + " FROM apikeys"
+const keySelect = "SELECT client_id, " + keyCols + ", previous_secret, previous_valid_until FROM apikeys"
 
-func scanKey(r rowScanner) (gatehouse.APIKey, error) {
+func scanKey(r rowScanner, box *secretBox) (gatehouse.APIKey, error) {
 	var k gatehouse.APIKey
-	var until sql.NullInt64
+	var until, prevUntil sql.NullInt64
+	var prev sql.NullString
 	var ents, meta, tags []byte
 	if err := r.Scan(&k.ClientID, &k.ClientSecret, &k.ClientName, &k.Description, &k.Enabled,
 		&k.AllowClientIDOnly, &k.ReadOnly, &k.ThrottlingQuota, &k.DailyQuota, &k.MonthlyQuota,
-		&until, &ents, &meta, &tags); err != nil {
+		&until, &ents, &meta, &tags, &k.Rotation.Enabled, &k.Rotation.RotationEvery, &k.Rotation.GracePeriod,
+		&prev, &prevUntil); err != nil {
 		return k, err
 	}
 	if until.Valid {
 		k.ValidUntil = &until.Int64
+	}
+	if prev.Valid && prevUntil.Valid {
+		k.PreviousSecret, k.PreviousSecretValidUntil = prev.String, &prevUntil.Int64
+	}
+	if err := openKeySecrets(&k, box); err != nil {
+		return k, err
 	}
 	if err := json.Unmarshal(ents, &k.AuthorizedEntities); err != nil {
 		return k, fmt.Errorf("decode authorizedEntities: %w", err)
@@ -323,11 +344,11 @@ func scanKey(r rowScanner) (gatehouse.APIKey, error) {
 
 // GetAPIKey returns the key with clientID, or NotFound.
 func (s *Store) GetAPIKey(ctx context.Context, clientID string) (gatehouse.APIKey, error) {
-	return getAPIKey(ctx, s.r, clientID)
+	return getAPIKey(ctx, s.r, s.box(), clientID)
 }
 
-func getAPIKey(ctx context.Context, q querier, clientID string) (gatehouse.APIKey, error) {
-	k, err := scanKey(q.QueryRowContext(ctx, keySelect+" WHERE client_id = ?", clientID))
+func getAPIKey(ctx context.Context, q querier, box *secretBox, clientID string) (gatehouse.APIKey, error) {
+	k, err := scanKey(q.QueryRowContext(ctx, keySelect+" WHERE client_id = ?", clientID), box)
 	if errors.Is(err, sql.ErrNoRows) {
 		return gatehouse.APIKey{}, keyNotFound(clientID)
 	}
@@ -387,7 +408,7 @@ func (s *Store) ListAPIKeys(ctx context.Context, f gatehouse.KeyFilter, p gateho
 		}
 		defer rows.Close()
 		for rows.Next() {
-			k, err := scanKey(rows)
+			k, err := scanKey(rows, s.box())
 			if err != nil {
 				return fmt.Errorf("list apikeys: %w", err)
 			}
@@ -424,7 +445,11 @@ func keyOrder(sort string) (string, error) {
 // AuthorizedEntities slice is fresh each call, and equal entity strings are
 // shared between keys to keep a million keys small in memory.
 func (s *Store) ScanKeyAuth(ctx context.Context, fn func(k *gatehouse.APIKey) error) error {
-	rows, err := s.r.QueryContext(ctx, `SELECT client_id, client_secret, enabled, allow_client_id_only, read_only,
+	return scanKeyAuth(ctx, s.r, s.box(), fn)
+}
+
+func scanKeyAuth(ctx context.Context, q querier, box *secretBox, fn func(k *gatehouse.APIKey) error) error {
+	rows, err := q.QueryContext(ctx, `SELECT client_id, client_secret, enabled, allow_client_id_only, read_only,
 		throttling_quota, daily_quota, monthly_quota, valid_until, authorized_entities FROM apikeys`)
 	if err != nil {
 		return fmt.Errorf("scan apikeys: %w", err)
@@ -442,6 +467,11 @@ func (s *Store) ScanKeyAuth(ctx context.Context, fn func(k *gatehouse.APIKey) er
 		if err := rows.Scan(&k.ClientID, &k.ClientSecret, &enabled, &idOnly, &readOnly,
 			&throttling, &daily, &monthly, &until, &ents); err != nil {
 			return fmt.Errorf("scan apikeys: %w", err)
+		}
+		if isSealed(k.ClientSecret) {
+			if k.ClientSecret, err = box.open(k.ClientSecret); err != nil {
+				return fmt.Errorf("scan apikey %q: %w", k.ClientID, err)
+			}
 		}
 		k.Enabled, k.AllowClientIDOnly, k.ReadOnly = enabled.v != 0, idOnly.v != 0, readOnly.v != 0
 		k.ThrottlingQuota, k.DailyQuota, k.MonthlyQuota = throttling.v, daily.v, monthly.v

@@ -20,7 +20,7 @@ import (
 func (s *Store) Export(ctx context.Context) (gatehouse.Document, error) {
 	doc := gatehouse.Document{Format: gatehouse.DocumentFormat}
 	err := s.read(ctx, func(tx *sql.Tx) error {
-		st, err := loadState(ctx, tx)
+		st, err := loadState(ctx, tx, s.box())
 		if err != nil {
 			return err
 		}
@@ -261,7 +261,7 @@ func isAdminKey(k *gatehouse.APIKey) bool {
 	return slices.Contains(k.AuthorizedEntities, gatehouse.GroupEntity(gatehouse.AdminGroupID))
 }
 
-func loadState(ctx context.Context, q querier) (state, error) {
+func loadState(ctx context.Context, q querier, box *secretBox) (state, error) {
 	st := state{groups: []gatehouse.Group{}, keys: []gatehouse.APIKey{}, adminKeys: map[string]bool{}}
 	rows, err := q.QueryContext(ctx, "SELECT id, name, description FROM groups WHERE id != ? ORDER BY seq", gatehouse.AdminGroupID)
 	if err != nil {
@@ -279,7 +279,7 @@ func loadState(ctx context.Context, q querier) (state, error) {
 	if err := rows.Err(); err != nil {
 		return st, fmt.Errorf("load groups: %w", err)
 	}
-	if st.services, err = queryServices(ctx, q, "SELECT data FROM services ORDER BY seq"); err != nil {
+	if st.services, err = queryServices(ctx, q, box, "SELECT data FROM services ORDER BY seq"); err != nil {
 		return st, err
 	}
 	rows, err = q.QueryContext(ctx, keySelect+" ORDER BY seq")
@@ -287,7 +287,7 @@ func loadState(ctx context.Context, q querier) (state, error) {
 		return st, fmt.Errorf("load apikeys: %w", err)
 	}
 	for rows.Next() {
-		k, err := scanKey(rows)
+		k, err := scanKey(rows, box)
 		if err != nil {
 			rows.Close()
 			return st, fmt.Errorf("load apikeys: %w", err)
@@ -329,7 +329,7 @@ func sameJSON(a, b any) bool {
 // groups first (services name them), then services, then keys (which name
 // both); with prune the deletes go the other way round.
 func applyDocument(ctx context.Context, tx *txn, doc *gatehouse.Document, opt ApplyOptions, res *gatehouse.ApplyResult) error {
-	st, err := loadState(ctx, tx)
+	st, err := loadState(ctx, tx, tx.box)
 	if err != nil {
 		return err
 	}
@@ -370,7 +370,7 @@ func applyDocument(ctx context.Context, tx *txn, doc *gatehouse.Document, opt Ap
 		if cur != nil && sameJSON(cur, sv) {
 			continue
 		}
-		data, err := prepareService(sv)
+		data, err := prepareService(sv, tx.box)
 		if err == nil {
 			if cur == nil {
 				if err = insertService(ctx, tx, sv, data); err == nil {
@@ -419,17 +419,22 @@ func applyDocument(ctx context.Context, tx *txn, doc *gatehouse.Document, opt Ap
 				res.Created = append(res.Created, entry(gatehouse.KindAPIKey, k.ClientID))
 			default:
 				// A key differs when the update would change its row: what
-				// the key shows but no write sets cannot make it differ.
-				row, err := encodeKey(k)
+				// the key shows but no write sets cannot make it differ. The
+				// rows are compared in clear (sealing is never the same twice).
+				now, err := encodeKey(k, nil)
 				if err != nil {
 					return err
 				}
-				was, err := encodeKey(cur)
+				was, err := encodeKey(cur, nil)
 				if err != nil {
 					return err
 				}
-				if reflect.DeepEqual(row, was) {
+				if reflect.DeepEqual(now, was) {
 					return nil
+				}
+				row, err := encodeKey(k, tx.box)
+				if err != nil {
+					return err
 				}
 				if err := updateKey(ctx, tx, k, row); err != nil {
 					return err

@@ -213,6 +213,7 @@ func TestUsersSessionsMeta(t *testing.T) {
 
 	got, err := s.GetSession(ctx, "t1")
 	must(t, err)
+	live.Role = gatehouse.RoleAdmin // GetSession reads the user's role
 	if got != live {
 		t.Fatalf("GetSession = %+v, want %+v", got, live)
 	}
@@ -294,6 +295,7 @@ func TestReopen(t *testing.T) {
 	if h, err := s.UserPasswordHash(ctx, "admin"); err != nil || h != "h" {
 		t.Errorf("user after reopen = %q, %v", h, err)
 	}
+	se.Role = gatehouse.RoleAdmin
 	if got, err := s.GetSession(ctx, "t"); err != nil || got != se {
 		t.Errorf("session after reopen = %+v, %v", got, err)
 	}

@@ -40,12 +40,16 @@ func checkServiceRefs(ctx context.Context, tx querier, sv *gatehouse.Service) er
 }
 
 // prepareService fills defaults, validates and encodes a service for writing.
-func prepareService(sv *gatehouse.Service) ([]byte, error) {
+func prepareService(sv *gatehouse.Service, box *secretBox) ([]byte, error) {
 	sv.FillDefaults()
 	if err := sv.Validate(); err != nil {
 		return nil, err
 	}
-	data, err := json.Marshal(sv)
+	stored, err := sealPluginConfigs(*sv, box)
+	if err != nil {
+		return nil, err
+	}
+	data, err := json.Marshal(stored)
 	if err != nil {
 		return nil, fmt.Errorf("encode service: %w", err)
 	}
@@ -55,7 +59,7 @@ func prepareService(sv *gatehouse.Service) ([]byte, error) {
 // CreateService stores a new service descriptor. A missing group is Invalid
 // "groupId", an unknown plugin ref Invalid "plugins", a duplicate id a Conflict.
 func (s *Store) CreateService(ctx context.Context, sv *gatehouse.Service) error {
-	data, err := prepareService(sv)
+	data, err := prepareService(sv, s.box())
 	if err != nil {
 		return err
 	}
@@ -88,7 +92,7 @@ func (s *Store) UpdateService(ctx context.Context, sv *gatehouse.Service) error 
 	if sv.ID == "" {
 		return gatehouse.Invalid("id", "must not be empty")
 	}
-	data, err := prepareService(sv)
+	data, err := prepareService(sv, s.box())
 	if err != nil {
 		return err
 	}
@@ -137,22 +141,22 @@ func deleteService(ctx context.Context, tx *txn, id string) error {
 	return nil
 }
 
-func decodeService(data []byte) (gatehouse.Service, error) {
+func decodeService(data []byte, box *secretBox) (gatehouse.Service, error) {
 	// Decoding on top of the defaults keeps rows written before a field
 	// existed at that field's default.
 	sv := gatehouse.DefaultService()
 	if err := json.Unmarshal(data, &sv); err != nil {
 		return sv, fmt.Errorf("decode service: %w", err)
 	}
-	return sv, nil
+	return sv, openPluginConfigs(&sv, box)
 }
 
 // GetService returns the service with id, or NotFound.
 func (s *Store) GetService(ctx context.Context, id string) (gatehouse.Service, error) {
-	return getService(ctx, s.r, id)
+	return getService(ctx, s.r, s.box(), id)
 }
 
-func getService(ctx context.Context, q querier, id string) (gatehouse.Service, error) {
+func getService(ctx context.Context, q querier, box *secretBox, id string) (gatehouse.Service, error) {
 	var data []byte
 	err := q.QueryRowContext(ctx, "SELECT data FROM services WHERE id = ?", id).Scan(&data)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -161,7 +165,7 @@ func getService(ctx context.Context, q querier, id string) (gatehouse.Service, e
 	if err != nil {
 		return gatehouse.Service{}, fmt.Errorf("get service: %w", err)
 	}
-	return decodeService(data)
+	return decodeService(data, box)
 }
 
 // ListServices returns one page of services in creation order, narrowed by
@@ -190,7 +194,7 @@ func (s *Store) ListServices(ctx context.Context, f gatehouse.ServiceFilter, p g
 			return fmt.Errorf("count services: %w", err)
 		}
 		var err error
-		svs, err = queryServices(ctx, tx, "SELECT data FROM services"+cond+" ORDER BY seq LIMIT ? OFFSET ?",
+		svs, err = queryServices(ctx, tx, s.box(), "SELECT data FROM services"+cond+" ORDER BY seq LIMIT ? OFFSET ?",
 			append(args, p.Limit(), p.Offset())...)
 		return err
 	})
@@ -202,10 +206,10 @@ func (s *Store) ListServices(ctx context.Context, f gatehouse.ServiceFilter, p g
 
 // AllServices returns every service in creation order, for the routing table.
 func (s *Store) AllServices(ctx context.Context) ([]gatehouse.Service, error) {
-	return queryServices(ctx, s.r, "SELECT data FROM services ORDER BY seq")
+	return queryServices(ctx, s.r, s.box(), "SELECT data FROM services ORDER BY seq")
 }
 
-func queryServices(ctx context.Context, q querier, query string, args ...any) ([]gatehouse.Service, error) {
+func queryServices(ctx context.Context, q querier, box *secretBox, query string, args ...any) ([]gatehouse.Service, error) {
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list services: %w", err)
@@ -217,7 +221,7 @@ func queryServices(ctx context.Context, q querier, query string, args ...any) ([
 		if err := rows.Scan(&data); err != nil {
 			return nil, fmt.Errorf("list services: %w", err)
 		}
-		sv, err := decodeService(data)
+		sv, err := decodeService(data, box)
 		if err != nil {
 			return nil, err
 		}

@@ -35,7 +35,12 @@ type Store struct {
 	writeMu  sync.Mutex
 	follower Follower
 	now      func() time.Time
+	// secrets seals secrets at rest; nil without a secrets key. Set once by
+	// UseSecretsKey before the store is shared.
+	secrets *secretBox
 }
+
+func (s *Store) box() *secretBox { return s.secrets }
 
 const pragmas = "_journal_mode=WAL&_busy_timeout=5000&_foreign_keys=on&_synchronous=NORMAL"
 
@@ -51,7 +56,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file::memory:") {
 		return nil, errors.New("open db: a file path is required")
 	}
-	w, err := sql.Open("sqlite3", dsn(path, "&_txlock=immediate"))
+	// secure_delete: a secret overwritten or deleted (a rotation, the first
+	// start with a secrets key) leaves no copy in the file's free space.
+	w, err := sql.Open("sqlite3", dsn(path, "&_txlock=immediate&_secure_delete=on"))
 	if err != nil {
 		return nil, fmt.Errorf("open db: %w", err)
 	}
@@ -116,7 +123,10 @@ func (s *Store) SetFollower(f Follower) {
 // txn is a write transaction that records the changes it makes.
 type txn struct {
 	*sql.Tx
-	changes []gatehouse.Change
+	changes    []gatehouse.Change
+	now        int64             // epoch ms, the store's clock when the write began
+	box        *secretBox        // seals the secrets it writes
+	replicated []ReplicaRevision // a cluster worker's write: the leader's revisions (replica.go)
 }
 
 // changed records that the write touches the entity kind/id.
@@ -137,17 +147,21 @@ func (s *Store) write(ctx context.Context, fn func(tx *txn) error) error {
 		return storageErr(fmt.Errorf("begin: %w", err))
 	}
 	defer tx.Rollback()
-	t := &txn{Tx: tx}
+	t := &txn{Tx: tx, now: s.now().UnixMilli(), box: s.box()}
 	if err := fn(t); err != nil {
 		return storageErr(err)
 	}
 	var rev int64
 	var install func()
-	if len(t.changes) > 0 {
-		if rev, err = s.logChanges(ctx, t); err != nil {
+	if len(t.changes) > 0 || len(t.replicated) > 0 {
+		log := s.logChanges
+		if len(t.replicated) > 0 {
+			log = s.logReplicated
+		}
+		if rev, err = log(ctx, t); err != nil {
 			return storageErr(err)
 		}
-		if install, err = s.prepare(ctx, tx, rev); err != nil {
+		if install, err = s.prepare(ctx, t, rev); err != nil {
 			// Whatever the follower's reason, the write is sound and the
 			// gateway failed it: an internal error (500), never the caller's.
 			return fmt.Errorf("the gateway cannot apply revision %d: %v", rev, err)
@@ -192,7 +206,7 @@ func (s *Store) logChanges(ctx context.Context, t *txn) (int64, error) {
 		return 0, fmt.Errorf("next revision: %w", err)
 	}
 	if _, err := t.ExecContext(ctx, "INSERT INTO revisions (revision, at, actor) VALUES (?, ?, ?)",
-		rev, s.now().UnixMilli(), gatehouse.ActorOf(ctx)); err != nil {
+		rev, t.now, gatehouse.ActorOf(ctx)); err != nil {
 		return 0, fmt.Errorf("insert revision: %w", err)
 	}
 	stmt, err := t.PrepareContext(ctx, "INSERT INTO changes (revision, kind, id, op) VALUES (?, ?, ?, ?)")
@@ -207,20 +221,34 @@ func (s *Store) logChanges(ctx context.Context, t *txn) (int64, error) {
 			return 0, fmt.Errorf("insert change: %w", err)
 		}
 	}
+	// The audit log's entries, in the same transaction (contract section 14).
+	a, err := s.newAuditWriter(ctx, t)
+	if err != nil {
+		return 0, err
+	}
+	if err := a.record(ctx, s, rev, t.now, t.changes); err != nil {
+		return 0, err
+	}
 	return rev, nil
 }
 
 // prepare hands the follower every change after its revision up to rev, as
-// tx sees them; nil without a follower.
-func (s *Store) prepare(ctx context.Context, tx *sql.Tx, rev int64) (func(), error) {
+// tx sees them; nil without a follower. Replicated revisions are handed over
+// even when the follower is past them: a snapshot of a leader whose log is
+// shorter than this file's.
+func (s *Store) prepare(ctx context.Context, tx *txn, rev int64) (func(), error) {
 	if s.follower == nil {
 		return nil, nil
 	}
-	cs, err := changesBetween(ctx, tx, s.follower.Revision(), rev)
+	from := s.follower.Revision()
+	if len(tx.replicated) > 0 {
+		from = min(from, tx.replicated[0].Revision-1)
+	}
+	cs, err := changesBetween(ctx, tx, from, rev)
 	if err != nil {
 		return nil, err
 	}
-	return s.follower.Prepare(ctx, &View{q: tx}, cs)
+	return s.follower.Prepare(ctx, &View{q: tx.Tx, box: s.box()}, cs)
 }
 
 // Follow applies the revisions that other processes committed on the file
@@ -247,7 +275,7 @@ func (s *Store) Follow(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	install, err := s.follower.Prepare(ctx, &View{q: tx}, cs)
+	install, err := s.follower.Prepare(ctx, &View{q: tx, box: s.box()}, cs)
 	if err != nil {
 		return fmt.Errorf("follow revisions %d to %d: %w", from+1, head, err)
 	}

@@ -13,16 +13,21 @@ import (
 
 func userNotFound(name string) error { return gatehouse.NotFound("user %q not found", name) }
 
-// CreateUser stores a dashboard user; an existing username is a Conflict.
+// CreateUser stores a dashboard admin; an existing username is a Conflict.
 func (s *Store) CreateUser(ctx context.Context, username, passwordHash string) error {
 	if strings.TrimSpace(username) == "" {
 		return gatehouse.Invalid("username", "must not be empty")
 	}
+	return s.createUser(ctx, username, gatehouse.RoleAdmin, passwordHash)
+}
+
+func (s *Store) createUser(ctx context.Context, username, role, passwordHash string) error {
 	if passwordHash == "" {
 		return gatehouse.Invalid("password", "must not be empty")
 	}
 	return s.write(ctx, func(tx *txn) error {
-		_, err := tx.ExecContext(ctx, "INSERT INTO users (username, password_hash) VALUES (?, ?)", username, passwordHash)
+		_, err := tx.ExecContext(ctx, "INSERT INTO users (username, password_hash, role) VALUES (?, ?, ?)",
+			username, passwordHash, role)
 		if isUniqueViolation(err) {
 			return gatehouse.Conflict("user %q already exists", username)
 		}
@@ -78,15 +83,19 @@ func (s *Store) CreateSession(ctx context.Context, se gatehouse.Session) error {
 		if !ok {
 			return userNotFound(se.Username)
 		}
+		csrf, err := s.box().seal(se.CSRFToken)
+		if err != nil {
+			return err
+		}
 		_, err = tx.ExecContext(ctx, "INSERT INTO sessions (token_hash, username, csrf_token, expires_at) VALUES (?, ?, ?, ?)",
-			se.TokenHash, se.Username, se.CSRFToken, se.ExpiresAt)
+			se.TokenHash, se.Username, csrf, se.ExpiresAt)
 		if isUniqueViolation(err) {
 			return gatehouse.Conflict("session already exists")
 		}
 		if err != nil {
 			return fmt.Errorf("create session: %w", err)
 		}
-		return nil
+		return s.recordSession(ctx, tx, se.Username, gatehouse.ActionSignIn)
 	})
 }
 
@@ -98,25 +107,35 @@ func (s *Store) GetSession(ctx context.Context, tokenHash string) (gatehouse.Ses
 
 func (s *Store) getSession(ctx context.Context, tokenHash string, nowUnix int64) (gatehouse.Session, error) {
 	var se gatehouse.Session
-	err := s.r.QueryRowContext(ctx, `SELECT token_hash, username, csrf_token, expires_at FROM sessions
+	err := s.r.QueryRowContext(ctx, `SELECT token_hash, s.username, csrf_token, expires_at, u.role
+		FROM sessions s JOIN users u ON u.username = s.username
 		WHERE token_hash = ? AND expires_at > ?`, tokenHash, nowUnix).
-		Scan(&se.TokenHash, &se.Username, &se.CSRFToken, &se.ExpiresAt)
+		Scan(&se.TokenHash, &se.Username, &se.CSRFToken, &se.ExpiresAt, &se.Role)
 	if errors.Is(err, sql.ErrNoRows) {
 		return gatehouse.Session{}, gatehouse.NotFound("session not found")
 	}
 	if err != nil {
 		return gatehouse.Session{}, fmt.Errorf("get session: %w", err)
 	}
+	if se.CSRFToken, err = s.box().open(se.CSRFToken); err != nil {
+		return gatehouse.Session{}, err
+	}
 	return se, nil
 }
 
-// DeleteSession removes a session; a missing one is not an error (logout is idempotent).
+// DeleteSession removes a session and records its user's sign-out; a
+// missing one is not an error (logout is idempotent).
 func (s *Store) DeleteSession(ctx context.Context, tokenHash string) error {
 	return s.writeRaw(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, "DELETE FROM sessions WHERE token_hash = ?", tokenHash); err != nil {
+		var name string
+		err := tx.QueryRowContext(ctx, "DELETE FROM sessions WHERE token_hash = ? RETURNING username", tokenHash).Scan(&name)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
 			return fmt.Errorf("delete session: %w", err)
 		}
-		return nil
+		return s.recordSession(ctx, tx, name, gatehouse.ActionSignOut)
 	})
 }
 

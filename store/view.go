@@ -10,16 +10,19 @@ import (
 // View reads the state a Follower prepares from: inside a write's
 // transaction it sees that write, uncommitted; from Follow, the committed
 // state of the revisions handed over.
-type View struct{ q querier }
+type View struct {
+	q   querier
+	box *secretBox
+}
 
 // GetAPIKey returns the key with clientID, or NotFound.
 func (v *View) GetAPIKey(ctx context.Context, clientID string) (gatehouse.APIKey, error) {
-	return getAPIKey(ctx, v.q, clientID)
+	return getAPIKey(ctx, v.q, v.box, clientID)
 }
 
 // AllServices returns every service in creation order.
 func (v *View) AllServices(ctx context.Context) ([]gatehouse.Service, error) {
-	return queryServices(ctx, v.q, "SELECT data FROM services ORDER BY seq")
+	return queryServices(ctx, v.q, v.box, "SELECT data FROM services ORDER BY seq")
 }
 
 // ListPlugins returns every plugin's metadata in creation order.
@@ -32,7 +35,12 @@ func (v *View) PluginWasm(ctx context.Context, id string) ([]byte, error) {
 	return pluginWasm(ctx, v.q, id)
 }
 
+// ScanKeyAuth calls fn with every key as Store.ScanKeyAuth does.
+func (v *View) ScanKeyAuth(ctx context.Context, fn func(k *gatehouse.APIKey) error) error {
+	return scanKeyAuth(ctx, v.q, v.box, fn)
+}
+
 // Read runs fn with a View of one consistent snapshot of the committed state.
 func (s *Store) Read(ctx context.Context, fn func(v *View) error) error {
-	return s.read(ctx, func(tx *sql.Tx) error { return fn(&View{q: tx}) })
+	return s.read(ctx, func(tx *sql.Tx) error { return fn(&View{q: tx, box: s.box()}) })
 }

@@ -24,6 +24,7 @@ type Shell struct {
 	Sidebar []gatehouse.Service // services listed under the search box
 	Service *gatehouse.Service  // the service being viewed: adds its own sidebar entries
 	Flash   string              // confirmation of the write that led here
+	Cluster bool                // a cluster leader: the sidebar links the Cluster page
 }
 
 // Sidebar entries.
@@ -219,6 +220,7 @@ const (
 	StatusEnabled      = "enabled"
 	StatusDisabled     = "disabled"
 	StatusExpired      = "expired"
+	StatusRotating     = "rotating"
 	StatusMaintenance  = "maintenance"
 	StatusConstruction = "under construction"
 )
@@ -232,6 +234,8 @@ func KeyStatus(k gatehouse.APIKey, nowMs int64) string {
 		return StatusDisabled
 	case k.ValidUntil != nil && *k.ValidUntil <= nowMs:
 		return StatusExpired
+	case k.PreviousSecretValidUntil != nil && *k.PreviousSecretValidUntil > nowMs:
+		return StatusRotating // the old secret is still accepted
 	}
 	return StatusEnabled
 }
@@ -315,3 +319,17 @@ func plural(n int, one, many string) string {
 }
 
 func joinLines(xs []string, sep string) string { return strings.Join(xs, sep) }
+
+type viewerKey struct{}
+
+// WithViewer marks a request of a viewer (contract section 14): pages show
+// no secret and no control that writes.
+func WithViewer(ctx context.Context) context.Context {
+	return context.WithValue(ctx, viewerKey{}, true)
+}
+
+// Viewer reports whether the page is rendered for a viewer.
+func Viewer(ctx context.Context) bool {
+	v, _ := ctx.Value(viewerKey{}).(bool)
+	return v
+}

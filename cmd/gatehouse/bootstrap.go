@@ -160,12 +160,15 @@ func cliContext(ctx context.Context) context.Context {
 }
 
 // resetPassword sets a new generated dashboard password and prints it.
-func resetPassword(ctx context.Context, db string, stdout io.Writer) error {
+func resetPassword(ctx context.Context, db string, key []byte, stdout io.Writer) error {
 	st, err := openExisting(ctx, db)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	if err := useSecretsKey(ctx, st, key); err != nil {
+		return err
+	}
 	ctx = cliContext(ctx)
 	pw := gatehouse.NewPassword()
 	hash, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
@@ -184,12 +187,15 @@ func resetPassword(ctx context.Context, db string, stdout io.Writer) error {
 }
 
 // newAdminKey adds a generated key to admin-api-group and prints it.
-func newAdminKey(ctx context.Context, db string, stdout io.Writer) error {
+func newAdminKey(ctx context.Context, db string, key []byte, stdout io.Writer) error {
 	st, err := openExisting(ctx, db)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	if err := useSecretsKey(ctx, st, key); err != nil {
+		return err
+	}
 	ctx = cliContext(ctx)
 	if err := ensureAdminGroup(ctx, st); err != nil {
 		return err

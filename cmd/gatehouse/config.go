@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -25,9 +26,10 @@ import (
 // config is the parsed, validated command line and environment.
 type config struct {
 	server.Config
-	DB       string
-	Demo     bool
-	logLevel string
+	DB         string
+	Demo       bool
+	logLevel   string
+	secretsKey []byte // nil: secrets are stored in clear
 }
 
 // flagSpec is one flag with its environment variable and default; flags beat env.
@@ -55,10 +57,17 @@ var (
 		{name: "log-level", env: "GATEHOUSE_LOG_LEVEL", def: "info", help: "debug (logs every request), info, warn or error"},
 		{name: "access-log", env: "GATEHOUSE_ACCESS_LOG", def: "off", help: "off, stdout, or a file path: one JSON line per gateway request"},
 		{name: "otlp-endpoint", env: "GATEHOUSE_OTLP_ENDPOINT", def: "", help: "OTLP/HTTP traces endpoint, such as http://127.0.0.1:4318"},
+		{name: "role", env: "GATEHOUSE_ROLE", def: "standalone", help: "standalone, leader or worker (a cluster on one Redis)"},
+		{name: "redis", env: "GATEHOUSE_REDIS", def: "", help: "redis://[:password@]host:port[/db] or unix:///path/redis.sock; leader and worker only"},
+		{name: "leader", env: "GATEHOUSE_LEADER", def: "", help: "a worker's leader: its admin listener URL, http:// or https://"},
+		{name: "leader-ca", env: "GATEHOUSE_LEADER_CA", def: "", shownDef: "system roots", help: "PEM file of the CA that signed an https:// leader's certificate"},
+		{name: "cluster-token", env: "GATEHOUSE_CLUSTER_TOKEN", def: "", help: "the secret leader and workers share, at least 32 characters"},
+		{name: "node-name", env: "GATEHOUSE_NODE_NAME", def: "", shownDef: "the host name", help: "how this node is listed in the cluster"},
+		secretsKeyFlag,
 	}
 	// The admin commands work on an existing database and take nothing else,
 	// so a serve-only variable in the environment cannot make them fail.
-	adminFlags = []flagSpec{{name: dbFlag.name, env: dbFlag.env, def: dbFlag.def, help: "the gateway's SQLite file; it must exist"}}
+	adminFlags = []flagSpec{{name: dbFlag.name, env: dbFlag.env, def: dbFlag.def, help: "the gateway's SQLite file; it must exist"}, secretsKeyFlag}
 )
 
 // errHelp asks run to print the command's help on stdout and exit 0.
@@ -230,6 +239,12 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	if c.OTLPEndpoint, err = checkOTLPEndpoint(v["otlp-endpoint"]); err != nil {
 		return c, err
 	}
+	if c.secretsKey, err = checkSecretsKey(v[secretsKeyFlag.name]); err != nil {
+		return c, err
+	}
+	if err := checkCluster(&c, v); err != nil {
+		return c, err
+	}
 	return c, nil
 }
 
@@ -272,17 +287,131 @@ func checkOTLPEndpoint(s source) (string, error) {
 	return s.value, nil
 }
 
-// parseAdminConfig parses the flags of the admin subcommands: --db only.
-// That the database exists is checked when it is opened (exit 1).
-func parseAdminConfig(name string, args []string, getenv func(string) string) (string, error) {
+// checkCluster checks the flags of section 11: a leader and a worker need
+// Redis and the cluster token, a worker its leader; standalone takes none.
+func checkCluster(c *config, v map[string]source) error {
+	role := v["role"]
+	switch role.value {
+	case server.RoleStandalone, server.RoleLeader, server.RoleWorker:
+	default:
+		return role.bad("want standalone, leader or worker")
+	}
+	c.Role = role.value
+	rd, ld, ca, tok, name := v["redis"], v["leader"], v["leader-ca"], v["cluster-token"], v["node-name"]
+	if c.Role == server.RoleStandalone {
+		for _, s := range []source{rd, ld, ca, tok} {
+			if s.value != "" {
+				return usageError{fmt.Sprintf("%s is for a cluster node: give --role leader or --role worker, or leave it out", s)}
+			}
+		}
+		return nil
+	}
+	if rd.value == "" {
+		return usageError{fmt.Sprintf("--redis is required with --role %s", c.Role)}
+	}
+	if err := checkRedisURL(rd); err != nil {
+		return err
+	}
+	if tok.value == "" {
+		return usageError{fmt.Sprintf("--cluster-token is required with --role %s", c.Role)}
+	}
+	if len(tok.value) < 32 {
+		return usageError{fmt.Sprintf("invalid value for %s: at least 32 characters, got %d", tok, len(tok.value))}
+	}
+	switch {
+	case c.Role == server.RoleWorker && ld.value == "":
+		return usageError{"--leader is required with --role worker"}
+	case c.Role != server.RoleWorker && ld.value != "":
+		return usageError{fmt.Sprintf("%s is for --role worker", ld)}
+	case c.Role != server.RoleWorker && ca.value != "":
+		return usageError{fmt.Sprintf("%s is for --role worker", ca)}
+	case c.Role == server.RoleWorker && c.Demo:
+		return usageError{"--demo writes configuration: give it to the leader, not to a worker"}
+	}
+	if ld.value != "" {
+		u, err := url.Parse(ld.value)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
+			return ld.bad("want the leader's admin listener URL, such as http://127.0.0.1:9000")
+		}
+		if _, err := checkAddr(source{flag: ld.flag, env: ld.env, value: hostPort(u)}); err != nil {
+			return ld.bad("want the leader's admin listener URL, such as http://127.0.0.1:9000")
+		}
+	}
+	if ca.value != "" {
+		pem, err := os.ReadFile(ca.value)
+		if err != nil {
+			return ca.bad("cannot read it: " + pathReason(err))
+		}
+		if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+			return ca.bad("no PEM certificate in it")
+		}
+	}
+	if name.value == "" {
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			return usageError{"--node-name: the host name is unknown; give a name"}
+		}
+		name.value = h
+	}
+	c.Cluster = server.ClusterConfig{Redis: rd.value, Leader: strings.TrimSuffix(ld.value, "/"), LeaderCA: ca.value,
+		Token: tok.value, NodeName: name.value}
+	return nil
+}
+
+// hostPort is u's host with the scheme's port when it names none.
+func hostPort(u *url.URL) string {
+	if u.Port() != "" {
+		return u.Host
+	}
+	if u.Scheme == "https" {
+		return net.JoinHostPort(u.Hostname(), "443")
+	}
+	return net.JoinHostPort(u.Hostname(), "80")
+}
+
+// checkRedisURL wants redis://[:password@]host:port[/db] or unix:///path.
+func checkRedisURL(s source) error {
+	const want = "want redis://[:password@]host:port[/db] or unix:///path/redis.sock"
+	u, err := url.Parse(s.value)
+	if err != nil {
+		return s.bad(want)
+	}
+	switch u.Scheme {
+	case "redis":
+		if _, err := checkAddr(source{value: u.Host}); err != nil || u.Port() == "" || u.Hostname() == "" {
+			return s.bad(want)
+		}
+		if db := strings.TrimPrefix(u.Path, "/"); db != "" {
+			if n, err := strconv.Atoi(db); err != nil || n < 0 {
+				return s.bad("the database after the / must be a number")
+			}
+		}
+	case "unix":
+		if u.Path == "" || u.Host != "" {
+			return s.bad(want)
+		}
+	default:
+		return s.bad(want)
+	}
+	return nil
+}
+
+// parseAdminConfig parses the flags of the admin subcommands: --db and the
+// secrets key file of an encrypted database. That the database exists is
+// checked when it is opened (exit 1).
+func parseAdminConfig(name string, args []string, getenv func(string) string) (string, []byte, error) {
 	v, err := parseFlags(name, adminFlags, args, getenv)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if v["db"].value == "" {
-		return "", v["db"].bad("want a file path")
+		return "", nil, v["db"].bad("want a file path")
 	}
-	return v["db"].value, nil
+	key, err := checkSecretsKey(v[secretsKeyFlag.name])
+	if err != nil {
+		return "", nil, err
+	}
+	return v["db"].value, key, nil
 }
 
 // checkAddr wants host:port with a numeric port from 0 to 65535 and a host

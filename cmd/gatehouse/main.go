@@ -79,6 +79,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return e
 		}
 		return help([]string{cmd}, getenv, stdout)
+	case "audit":
+		return runAuditCmd(ctx, args, getenv, stdout)
 	case "help":
 		return help(args, getenv, stdout)
 	}
@@ -88,10 +90,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 // runAdmin runs gatehouse admin <sub>.
 func runAdmin(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return usageError{"admin needs a subcommand: reset-password or new-key (gatehouse help admin)"}
+		return usageError{"admin needs a subcommand: reset-password, new-key or rotate-secrets-key (gatehouse help admin)"}
 	}
 	sub := args[0]
-	var do func(ctx context.Context, db string, stdout io.Writer) error
+	var do func(ctx context.Context, db string, key []byte, stdout io.Writer) error
 	switch sub {
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, adminUsage)
@@ -100,10 +102,12 @@ func runAdmin(ctx context.Context, args []string, getenv func(string) string, st
 		do = resetPassword
 	case "new-key":
 		do = newAdminKey
+	case "rotate-secrets-key":
+		return rotateSecretsKey(ctx, args[1:], getenv, stdout)
 	default:
-		return usageError{fmt.Sprintf("unknown admin subcommand %q (want reset-password or new-key)", sub)}
+		return usageError{fmt.Sprintf("unknown admin subcommand %q (want reset-password, new-key or rotate-secrets-key)", sub)}
 	}
-	db, err := parseAdminConfig("admin "+sub, args[1:], getenv)
+	db, key, err := parseAdminConfig("admin "+sub, args[1:], getenv)
 	if errors.Is(err, errHelp) {
 		fmt.Fprint(stdout, flagHelp("admin "+sub, adminFlags))
 		return nil
@@ -111,7 +115,7 @@ func runAdmin(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	return do(ctx, db, stdout)
+	return do(ctx, db, key, stdout)
 }
 
 // help prints the commands, or with a command name that command's help.
@@ -128,6 +132,8 @@ func help(args []string, getenv func(string) string, stdout io.Writer) error {
 		return nil
 	case len(args) == 1 && args[0] == "apply":
 		fmt.Fprint(stdout, flagHelp("apply", applyFlags)+declarativeHelp)
+	case len(args) == 1 && args[0] == "audit":
+		fmt.Fprint(stdout, auditUsage)
 		return nil
 	case len(args) == 1 && args[0] == "admin":
 		fmt.Fprint(stdout, adminUsage)
@@ -152,6 +158,8 @@ commands:
   export [-o FILE]       print a running gateway's configuration as YAML (admin API)
   apply -f FILE          make a running gateway's configuration equal to FILE
                          (--dry-run: print the plan only; --prune: delete what FILE lacks)
+  admin rotate-secrets-key  re-encrypt the secrets with a new key file
+  audit verify           check the audit log's hash chain (exit 1 names the broken revision)
   version                print the version (also --version)
   help [command]         print this help (also -h, --help), or a command's flags
 
@@ -171,7 +179,10 @@ const adminUsage = `usage: gatehouse admin <subcommand> [--db FILE]
 subcommands (on the database of a gateway, running or not; they never create one):
   reset-password   set and print a new password for the dashboard user admin
   new-key          create and print a new admin API key (group admin-api-group)
+  rotate-secrets-key  re-encrypt every secret: --old-key-file A --new-key-file B
 
 --db (env GATEHOUSE_DB, default gatehouse.db) names the SQLite file; a file that
-does not exist is refused with exit status 1.
+does not exist is refused with exit status 1. On a database whose secrets are
+encrypted, reset-password and new-key need --secrets-key-file (env
+GATEHOUSE_SECRETS_KEY_FILE).
 `

@@ -27,13 +27,19 @@ func serve(ctx context.Context, c config, getenv func(string) string, stdout, st
 		return fmt.Errorf("open database %s (--db): %w", c.DB, err)
 	}
 	defer st.Close()
-
-	boot, err := bootstrap(ctx, st, getenv)
-	if err != nil {
+	if err := useSecretsKey(ctx, st, c.secretsKey); err != nil {
 		return err
 	}
-	if boot != nil {
-		boot.print(stdout)
+
+	// A worker's configuration, credentials included, is its leader's.
+	if c.Role != server.RoleWorker {
+		boot, err := bootstrap(ctx, st, getenv)
+		if err != nil {
+			return err
+		}
+		if boot != nil {
+			boot.print(stdout)
+		}
 	}
 
 	var demo *demoSetup
@@ -54,6 +60,11 @@ func serve(ctx context.Context, c config, getenv func(string) string, stdout, st
 	}
 	return srv.Run(ctx, func(proxy, admin net.Addr) {
 		log.Info("gatehouse listening", "proxy", proxy.String(), "admin", admin.String(), "db", c.DB, "version", version)
+		if c.Role == server.RoleWorker {
+			fmt.Fprintf(stdout, "Gatehouse %s, worker %s of %s\n  gateway:   %s\n  health:    %s/health\n", version,
+				c.Cluster.NodeName, c.Cluster.Leader, server.BaseURL(proxy.String(), c.ProxyTLSCert != ""), server.BaseURL(admin.String(), false))
+			return
+		}
 		fmt.Fprintf(stdout, "Gatehouse %s\n  gateway:   %s\n  dashboard: %s (user admin)\n", version,
 			server.BaseURL(proxy.String(), c.ProxyTLSCert != ""), server.BaseURL(admin.String(), false))
 		if demo != nil {

@@ -81,6 +81,9 @@ type Backend interface {
 	QuotaStore
 	PluginStore
 	ConfigStore
+	RotateStore
+	AuditStore
+	UserStore
 }
 
 // Caller is who an authenticated admin request comes from.
@@ -105,6 +108,25 @@ type Config struct {
 	// Metrics serves /metrics (Prometheus text) behind Authenticate.
 	Metrics http.Handler
 	Logger  *slog.Logger
+
+	// Cluster (contract section 11). Links, when set, adds a worker's
+	// "leader" and "redis" to /health. Nodes, when set, answers
+	// GET /api/cluster/nodes. Worker, when set (the leader's URL), answers
+	// every route but /health, /ready and /metrics with 421.
+	Links  func() (leader, redis string)
+	Nodes  func() []ClusterNode
+	Worker string
+}
+
+// ClusterNode is one node of GET /api/cluster/nodes.
+type ClusterNode struct {
+	Name     string `json:"name"`
+	Role     string `json:"role"`
+	Address  string `json:"address"`
+	Revision int64  `json:"revision"`
+	LastSeen int64  `json:"lastSeen"`
+	Leader   string `json:"leader"`
+	Redis    string `json:"redis"`
 }
 
 // Body limits: one entity is small, a bulk import of 10,000 keys is not.
@@ -121,6 +143,7 @@ type handler func(w http.ResponseWriter, r *http.Request) error
 type api struct {
 	authenticate func(r *http.Request) (Caller, error)
 	health       func() (string, int64, bool)
+	links        func() (string, string)
 	metrics      http.Handler
 	log          *slog.Logger
 }
@@ -130,7 +153,7 @@ type api struct {
 // MethodNotAllowedHandler answer JSON; r's own handlers are left to the
 // caller, so a dashboard on the same router keeps its HTML 404 page.
 func Register(r *mux.Router, cfg Config) {
-	a := &api{authenticate: cfg.Authenticate, health: cfg.Health, metrics: cfg.Metrics, log: cfg.Logger}
+	a := &api{authenticate: cfg.Authenticate, health: cfg.Health, links: cfg.Links, metrics: cfg.Metrics, log: cfg.Logger}
 	if a.log == nil {
 		a.log = slog.Default()
 	}
@@ -144,10 +167,19 @@ func Register(r *mux.Router, cfg Config) {
 	quotas := &quotaAPI{quotas: b, keys: b}
 	plugins := &pluginAPI{plugins: b}
 	config := &configAPI{config: b}
+	rotate := &rotateAPI{keys: b}
+	audit := &auditAPI{audit: b}
+	users := &userAPI{users: b}
 
 	r.Path("/health").Handler(a.serve(methods{http.MethodGet: a.handleHealth}.dispatch))
 	r.Path("/ready").Handler(a.serve(methods{http.MethodGet: a.handleReady}.dispatch))
 	r.Path("/metrics").Handler(a.auth(a.serve(methods{http.MethodGet: a.handleMetrics}.dispatch)))
+	if cfg.Worker != "" {
+		// A worker takes its configuration from the leader: nothing
+		// else is served here, the dashboard included.
+		r.NotFoundHandler = workerRefusal(cfg.Worker)
+		return
+	}
 
 	// "/api" itself and everything below it, but not "/apix".
 	sub := r.MatcherFunc(func(req *http.Request, _ *mux.RouteMatch) bool {
@@ -184,6 +216,17 @@ func Register(r *mux.Router, cfg Config) {
 	route("/api/apikeys/{clientId}", methods{"GET": keys.get, "PUT": keys.put,
 		"PATCH": keys.patch, "DELETE": keys.delete})
 	route("/api/apikeys/{clientId}/quotas", methods{"GET": quotas.get, "DELETE": quotas.reset})
+	route("/api/apikeys/{clientId}/rotate", methods{"POST": rotate.rotate})
+	route("/api/audit", methods{"GET": audit.list})
+	route("/api/users", methods{"GET": users.list, "POST": users.create})
+	route("/api/users/{name}", methods{"GET": users.get, "PATCH": users.patch, "DELETE": users.delete})
+
+	if cfg.Nodes != nil {
+		route("/api/cluster/nodes", methods{"GET": func(w http.ResponseWriter, _ *http.Request) error {
+			writeJSON(w, http.StatusOK, cfg.Nodes())
+			return nil
+		}})
+	}
 
 	route("/api/plugins", methods{"GET": plugins.list, "POST": plugins.create})
 	route("/api/plugins/{id}", methods{"GET": plugins.get, "PATCH": plugins.patch,
@@ -245,6 +288,7 @@ func (a *api) auth(next http.Handler) http.Handler {
 			return
 		}
 		ctx := gatehouse.WithActor(r.Context(), gatehouse.APIKeyActor(c.ClientID))
+		ctx = gatehouse.WithRequestIP(ctx, remoteIP(r))
 		ctx, rec := gatehouse.WithRevisionRecorder(ctx)
 		next.ServeHTTP(&revisionWriter{ResponseWriter: w, rec: rec}, r.WithContext(ctx))
 	})
@@ -252,7 +296,11 @@ func (a *api) auth(next http.Handler) http.Handler {
 
 func (a *api) handleHealth(w http.ResponseWriter, _ *http.Request) error {
 	role, rev, _ := a.health()
-	writeJSON(w, http.StatusOK, healthBody{Status: "ok", Role: role, Revision: rev})
+	b := healthBody{Status: "ok", Role: role, Revision: rev}
+	if a.links != nil {
+		b.Leader, b.Redis = a.links()
+	}
+	writeJSON(w, http.StatusOK, b)
 	return nil
 }
 
@@ -260,6 +308,15 @@ type healthBody struct {
 	Status   string `json:"status"`
 	Role     string `json:"role"`
 	Revision int64  `json:"revision"`
+	Leader   string `json:"leader,omitempty"`
+	Redis    string `json:"redis,omitempty"`
+}
+
+// workerRefusal answers every route a worker does not serve.
+func workerRefusal(leader string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusMisdirectedRequest, map[string]string{"error": "this node is a worker", "leader": leader})
+	})
 }
 
 func (a *api) handleReady(w http.ResponseWriter, _ *http.Request) error {

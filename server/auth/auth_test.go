@@ -223,7 +223,7 @@ func TestExtractVerify(t *testing.T) {
 			if c.Kind != tc.kind || c.In != tc.in || c.Name != tc.at {
 				t.Errorf("Extract = %v %v %q, want %v %v %q", c.Kind, c.In, c.Name, tc.kind, tc.in, tc.at)
 			}
-			k, res := Verify(&c, ix, now)
+			k, res := Verify(&c, ix, nil, now)
 			if res != tc.result {
 				t.Errorf("Verify = %v (%q), want %v (%q)", res, res.Message(), tc.result, tc.result.Message())
 			}
@@ -335,7 +335,7 @@ func TestStrip(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			c := Extract(tc.r, AllSources)
-			if _, res := Verify(&c, ix, now); res != OK {
+			if _, res := Verify(&c, ix, nil, now); res != OK {
 				t.Fatalf("Verify = %v, want OK", res)
 			}
 			before := tc.r.URL.RawQuery
@@ -404,7 +404,7 @@ func TestJWTClockPerCall(t *testing.T) {
 					at, want = now+11_000, Bad
 				}
 				c := Credential{Kind: JWT, Token: tok}
-				if _, res := Verify(&c, ix, at); res != want {
+				if _, res := Verify(&c, ix, nil, at); res != want {
 					errs <- fmt.Sprintf("at %d: %v, want %v", at, res, want)
 					return
 				}
@@ -432,7 +432,7 @@ func TestAllocations(t *testing.T) {
 	} {
 		got := testing.AllocsPerRun(100, func() {
 			c := Extract(tc.r, AllSources)
-			if _, res := Verify(&c, ix, now); res != OK {
+			if _, res := Verify(&c, ix, nil, now); res != OK {
 				t.Fatalf("Verify = %v", res)
 			}
 		})

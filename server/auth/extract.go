@@ -79,6 +79,10 @@ type Credential struct {
 	In       Location // where it was found
 	Name     string   // header name (canonical), query parameter or cookie name
 
+	// PreviousUntil is set by Verify when the key's previous secret matched
+	// (a rotation's grace period): epoch ms when it stops being accepted.
+	PreviousUntil int64
+
 	malformed bool // Basic that does not decode to id:secret
 }
 

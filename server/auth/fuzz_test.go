@@ -41,7 +41,7 @@ func FuzzExtract(f *testing.F) {
 		if headersOnly && (c.In == InQuery || c.In == InCookie || c.Name == "X-Api-Key" || c.Name == "Otoroshi-Token" || c.Name == "Otoroshi-Authorization") {
 			t.Fatalf("HeadersOnly found %v", c)
 		}
-		k, res := Verify(&c, ix, now)
+		k, res := Verify(&c, ix, nil, now)
 		if res == OK && (k == nil || k.ClientID != c.ClientID || !k.Usable(now)) {
 			t.Fatalf("OK with key %v for %v", k, c)
 		}
@@ -81,7 +81,7 @@ func FuzzBasic(f *testing.F) {
 		}
 		r := &http.Request{Header: http.Header{"Authorization": {"Basic " + b64}}, URL: &url.URL{}}
 		c := Extract(r, AllSources)
-		k, res := Verify(&c, ix, now)
+		k, res := Verify(&c, ix, nil, now)
 		if res == OK && (k == nil || !equalSecret(c.Secret, k.Secret)) {
 			t.Fatalf("OK for %q without the key's secret", b64)
 		}
@@ -98,7 +98,7 @@ func FuzzJWT(f *testing.F) {
 	ix := testIndex()
 	f.Fuzz(func(t *testing.T, token string) {
 		c := Credential{Kind: JWT, Token: token}
-		k, res := Verify(&c, ix, now)
+		k, res := Verify(&c, ix, nil, now)
 		if res != OK {
 			return
 		}

@@ -20,7 +20,7 @@ func TestJWTCache(t *testing.T) {
 		r, _ := http.NewRequest("GET", "http://x/", nil)
 		r.Header.Set("Authorization", "Bearer "+tok)
 		c := Extract(r, AllSources)
-		_, res := Verify(&c, ix, at)
+		_, res := Verify(&c, ix, nil, at)
 		return res
 	}
 	if got := verify(now); got != OK {
@@ -30,7 +30,7 @@ func TestJWTCache(t *testing.T) {
 	r.Header.Set("Authorization", "Bearer "+tok)
 	if allocs := testing.AllocsPerRun(50, func() {
 		c := Extract(r, AllSources)
-		if _, res := Verify(&c, ix, now); res != OK {
+		if _, res := Verify(&c, ix, nil, now); res != OK {
 			t.Fatalf("cached token: %v", res)
 		}
 	}); allocs > 0 {

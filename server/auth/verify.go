@@ -44,13 +44,16 @@ var hmacMethods = []string{"HS256", "HS384", "HS512"}
 // Verify checks c against the index at nowMs (epoch ms). The client id is
 // looked up first: unknown is Invalid whatever the rest says. Then the secret
 // (in constant time) or the JWT signature and time claims, then that the key
-// is usable; a failure there is Bad. For a JWT it fills in c.ClientID.
-func Verify(c *Credential, ix *keys.Index, nowMs int64) (*keys.Key, Result) {
+// is usable; a failure there is Bad. For a JWT it fills in c.ClientID. A
+// secret or signature that the current secret does not verify is tried
+// against the key's previous secret in prev (nil: none), and c.PreviousUntil
+// says so.
+func Verify(c *Credential, ix *keys.Index, prev *Previous, nowMs int64) (*keys.Key, Result) {
 	switch c.Kind {
 	case None:
 		return nil, NoCredential
 	case JWT:
-		return verifyJWT(c, ix, nowMs)
+		return verifyJWT(c, ix, prev, nowMs)
 	case ClientIDOnly, ClientHeaders, Basic:
 	default:
 		return nil, Invalid
@@ -67,7 +70,11 @@ func Verify(c *Credential, ix *keys.Index, nowMs int64) (*keys.Key, Result) {
 			return nil, Bad
 		}
 	} else if !equalSecret(c.Secret, k.Secret) {
-		return nil, Bad
+		old, until, ok := prev.get(c.ClientID, nowMs)
+		if !ok || !equalSecret(c.Secret, old) {
+			return nil, Bad
+		}
+		c.PreviousUntil = until
 	}
 	if !k.Usable(nowMs) {
 		return nil, Bad
@@ -97,6 +104,10 @@ type jwtVerifier struct {
 	ix     *keys.Index
 	key    *keys.Key
 	keyFn  jwt.Keyfunc
+	// previous is the secret a second parse verifies with, when the current
+	// one did not verify the signature.
+	previous   []byte
+	previousFn jwt.Keyfunc
 }
 
 var errUnknownClient = errors.New("unknown client id")
@@ -110,6 +121,7 @@ var verifiers = sync.Pool{New: func() any {
 		jwt.WithTimeFunc(func() time.Time { return v.now }),
 	)
 	v.keyFn = v.lookup
+	v.previousFn = func(*jwt.Token) (any, error) { return v.previous, nil }
 	return v
 }}
 
@@ -129,7 +141,7 @@ func (v *jwtVerifier) lookup(*jwt.Token) (any, error) {
 	return []byte(k.Secret), nil
 }
 
-func verifyJWT(c *Credential, ix *keys.Index, nowMs int64) (*keys.Key, Result) {
+func verifyJWT(c *Credential, ix *keys.Index, prev *Previous, nowMs int64) (*keys.Key, Result) {
 	if k, id, ok := verifiedJWTs.get(c.Token, ix, nowMs); ok {
 		if !k.Usable(nowMs) {
 			return nil, Bad
@@ -144,7 +156,7 @@ func verifyJWT(c *Credential, ix *keys.Index, nowMs int64) (*keys.Key, Result) {
 		} else {
 			clear(v.claims)
 		}
-		v.ix, v.key = nil, nil
+		v.ix, v.key, v.previous = nil, nil, nil
 		verifiers.Put(v)
 	}()
 	v.now, v.ix = time.UnixMilli(nowMs), ix
@@ -166,6 +178,19 @@ func verifyJWT(c *Credential, ix *keys.Index, nowMs int64) (*keys.Key, Result) {
 		if k, ok = ix.Get(id); !ok {
 			return nil, Invalid
 		}
+	}
+	if err != nil && errors.Is(err, jwt.ErrTokenSignatureInvalid) {
+		// Signed with the secret a rotation replaced, still accepted? Not
+		// cached: the cache cannot tell when that secret stops working.
+		if old, until, ok := prev.get(id, nowMs); ok {
+			clear(v.claims)
+			v.previous = []byte(old)
+			if _, err2 := v.parser.ParseWithClaims(c.Token, v.claims, v.previousFn); err2 == nil && k.Usable(nowMs) {
+				c.PreviousUntil = until
+				return k, OK
+			}
+		}
+		return nil, Bad
 	}
 	if err != nil || !k.Usable(nowMs) {
 		return nil, Bad

@@ -13,7 +13,7 @@ func benchVerify(b *testing.B, r *http.Request) {
 	b.ReportAllocs()
 	for b.Loop() {
 		c := Extract(r, AllSources)
-		if _, res := Verify(&c, ix, now); res != OK {
+		if _, res := Verify(&c, ix, nil, now); res != OK {
 			b.Fatalf("Verify = %v", res)
 		}
 	}
@@ -38,7 +38,7 @@ func BenchmarkVerifyJWTFirstUse(b *testing.B) {
 	b.ResetTimer()
 	for i := range b.N {
 		c := Extract(reqs[i], AllSources)
-		if _, res := Verify(&c, ix, now); res != OK {
+		if _, res := Verify(&c, ix, nil, now); res != OK {
 			b.Fatal(res)
 		}
 	}

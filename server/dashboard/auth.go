@@ -80,9 +80,19 @@ func (d *Dashboard) requireSession(next http.Handler) http.Handler {
 				return
 			}
 		}
+		// A viewer (contract section 14) may read every page and sign out;
+		// any other write of its session is refused.
+		if se.Role == gatehouse.RoleViewer && viewerRefused(r) {
+			http.Error(w, "viewers may not change anything", http.StatusForbidden)
+			return
+		}
 		ctx := context.WithValue(r.Context(), userKey{}, se.Username)
 		ctx = gatehouse.WithActor(ctx, gatehouse.UserActor(se.Username))
+		ctx = gatehouse.WithRequestIP(ctx, clientIP(r))
 		ctx = views.WithCSRF(ctx, se.CSRFToken)
+		if se.Role == gatehouse.RoleViewer {
+			ctx = views.WithViewer(ctx)
+		}
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
@@ -175,6 +185,9 @@ func (d *Dashboard) handleLogin(w http.ResponseWriter, r *http.Request) {
 	if bcrypt.CompareHashAndPassword([]byte(hash), []byte(r.PostFormValue("password"))) != nil || err != nil {
 		d.limiter.fail(key, now)
 		d.log.WarnContext(r.Context(), "dashboard: failed sign-in", "user", username, "ip", clientIP(r))
+		if err := d.b.RecordSignInFailed(gatehouse.WithRequestIP(r.Context(), clientIP(r)), username); err != nil {
+			d.log.ErrorContext(r.Context(), "dashboard: audit a failed sign-in", "err", err)
+		}
 		data.Error = "Wrong username or password."
 		d.write(w, r, http.StatusUnauthorized, views.LoginPage(data))
 		return
@@ -190,7 +203,7 @@ func (d *Dashboard) handleLogin(w http.ResponseWriter, r *http.Request) {
 		CSRFToken: randomToken(),
 		ExpiresAt: now.Add(sessionLifetime).Unix(),
 	}
-	if err := d.b.CreateSession(r.Context(), se); err != nil {
+	if err := d.b.CreateSession(gatehouse.WithRequestIP(r.Context(), clientIP(r)), se); err != nil { // audited as a sign-in
 		d.fail(w, r, err)
 		return
 	}
@@ -208,7 +221,7 @@ func (d *Dashboard) handleLogin(w http.ResponseWriter, r *http.Request) {
 
 func (d *Dashboard) handleLogout(w http.ResponseWriter, r *http.Request) {
 	if c, err := r.Cookie(sessionCookie); err == nil {
-		if err := d.b.DeleteSession(r.Context(), hashToken(c.Value)); err != nil {
+		if err := d.b.DeleteSession(gatehouse.WithRequestIP(r.Context(), clientIP(r)), hashToken(c.Value)); err != nil { // audited as a sign-out
 			d.fail(w, r, err)
 			return
 		}

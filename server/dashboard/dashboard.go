@@ -32,6 +32,8 @@ type Backend interface {
 	KeyBackend
 	PluginBackend
 	SessionBackend
+	AuditBackend
+	UserBackend
 }
 
 // GroupBackend serves the group screens.
@@ -70,6 +72,9 @@ type KeyBackend interface {
 	Usage(ctx context.Context, clientID string) (gatehouse.QuotaUsage, error)
 	// ResetUsage sets a key's quota counters to zero.
 	ResetUsage(ctx context.Context, clientID string) error
+	// RotateAPIKey gives the key a new secret ("" generates one) and accepts
+	// the old one for graceHours more (the key's own when negative).
+	RotateAPIKey(ctx context.Context, clientID, newSecret string, graceHours int64) (gatehouse.APIKey, error)
 }
 
 // PluginBackend serves the plugin screens.
@@ -92,6 +97,9 @@ type SessionBackend interface {
 	GetSession(ctx context.Context, tokenHash string) (gatehouse.Session, error)
 	DeleteSession(ctx context.Context, tokenHash string) error
 	DeleteExpiredSessions(ctx context.Context, nowUnix int64) error
+	// RecordSignInFailed writes a failed sign-in to the audit log
+	// (CreateSession and DeleteSession record sign-ins and sign-outs).
+	RecordSignInFailed(ctx context.Context, username string) error
 }
 
 // Config is the dashboard's wiring.
@@ -102,6 +110,9 @@ type Config struct {
 	Now        func() time.Time
 	Secure     bool           // the admin listener is served over HTTPS: cookies get Secure
 	Location   *time.Location // calendar of daily counters (--timezone); nil means UTC
+	// Nodes, on a cluster leader, lists the nodes for the Cluster page;
+	// nil elsewhere (no page, no sidebar entry).
+	Nodes func() []views.ClusterNode
 }
 
 // Dashboard is the http.Handler of every dashboard route.
@@ -114,6 +125,7 @@ type Dashboard struct {
 	secure  bool
 	limiter *loginLimiter
 	handler http.Handler
+	nodes   func() []views.ClusterNode
 }
 
 var _ http.Handler = (*Dashboard)(nil)
@@ -129,12 +141,13 @@ const (
 // New builds the dashboard and its routes.
 func New(cfg Config) *Dashboard {
 	d := &Dashboard{
-		b:       cfg.Backend,
+		b:       viewerSafe{cfg.Backend},
 		log:     cfg.Logger,
 		now:     cfg.Now,
 		loc:     cfg.Location,
 		gateway: strings.TrimRight(cfg.GatewayURL, "/"),
 		secure:  cfg.Secure,
+		nodes:   cfg.Nodes,
 	}
 	if d.log == nil {
 		d.log = slog.Default()
@@ -182,6 +195,7 @@ func New(cfg Config) *Dashboard {
 		app.HandleFunc("POST "+base+"/{clientId}/delete", d.handleKeyDelete)
 		app.HandleFunc("GET "+base+"/{clientId}/reset-quotas", d.handleKeyResetConfirm)
 		app.HandleFunc("POST "+base+"/{clientId}/reset-quotas", d.handleKeyReset)
+		app.HandleFunc("POST "+base+"/{clientId}/rotate", d.handleKeyRotate)
 	}
 
 	app.HandleFunc("GET /groups", d.handleGroups)
@@ -193,6 +207,14 @@ func New(cfg Config) *Dashboard {
 	app.HandleFunc("GET /groups/{id}/delete", d.handleGroupDeleteConfirm)
 	app.HandleFunc("POST /groups/{id}/delete", d.handleGroupDelete)
 
+	app.HandleFunc("GET /audit", d.handleAudit)
+	app.HandleFunc("GET /users", d.handleUsers)
+	app.HandleFunc("POST /users", d.handleUserCreate)
+	app.HandleFunc("POST /users/{name}", d.handleUserUpdate)
+	app.HandleFunc("POST /users/{name}/delete", d.handleUserDelete)
+	app.HandleFunc("GET /account/password", d.handlePasswordPage)
+	app.HandleFunc("POST /account/password", d.handlePassword)
+
 	app.HandleFunc("GET /plugins", d.handlePlugins)
 	app.HandleFunc("POST /plugins", d.handlePluginUpload)
 	app.HandleFunc("GET /plugins/{id}", d.handlePlugin)
@@ -200,6 +222,12 @@ func New(cfg Config) *Dashboard {
 	app.HandleFunc("POST /plugins/{id}/wasm", d.handlePluginReplace)
 	app.HandleFunc("GET /plugins/{id}/delete", d.handlePluginDeleteConfirm)
 	app.HandleFunc("POST /plugins/{id}/delete", d.handlePluginDelete)
+	if d.nodes != nil {
+		app.HandleFunc("GET /cluster", func(w http.ResponseWriter, r *http.Request) {
+			data := views.ClusterData{Nodes: d.nodes(), Location: d.loc}
+			d.render(w, r, http.StatusOK, views.Shell{Title: "Cluster", Nav: views.NavCluster}, views.ClusterPage(data), nil)
+		})
+	}
 	app.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		d.fail(w, r, gatehouse.NotFound("page not found"))
 	})
@@ -275,6 +303,7 @@ func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, status int, s
 		}
 	} else {
 		shell.User = userFrom(r.Context())
+		shell.Cluster = d.nodes != nil
 		if shell.Sidebar == nil {
 			list, _, err := d.services(r, shell.Search, gatehouse.Page{Page: 1, PageSize: sidebarSize})
 			if err != nil {

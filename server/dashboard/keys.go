@@ -513,6 +513,9 @@ func (d *Dashboard) handleKey(w http.ResponseWriter, r *http.Request) {
 	data := views.KeyDetailData{Scope: kc.scope, Service: kc.svc, Key: k, Usage: d.usage(r, k.ClientID), Days: days,
 		NowMs: d.nowMs(), LastUsed: d.lastUsed(r, k.ClientID)[k.ClientID], Location: d.loc}
 	data.Entities, data.Curl = d.keyEntities(r, kc, k)
+	if views.Viewer(r.Context()) {
+		data.Curl = nil // they hold the secret
+	}
 	d.render(w, r, http.StatusOK, kc.shell(nameOrID(k)), views.KeyDetailPage(data), nil)
 }
 

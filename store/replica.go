@@ -1,0 +1,590 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"gatehouse"
+)
+
+// A cluster worker keeps a copy of its leader's configuration in its own
+// file: the leader reads its change log with the entities' current state
+// (ReplicaChanges) or all of it at once (Snapshot); the worker writes what it
+// receives with the leader's revision numbers (ApplyReplicated,
+// ApplySnapshot), so that its own follower applies it as any write and a
+// restarted worker serves from its file without the leader.
+
+// KindSnapshot is the change a snapshot's revision carries: every entity
+// may have changed, so a follower reloads them all.
+const KindSnapshot = "snapshot"
+
+// ReplicaRevision is one revision of the leader's change log.
+type ReplicaRevision struct {
+	Revision int64              `json:"revision"`
+	At       int64              `json:"at"`
+	Actor    string             `json:"actor"`
+	Changes  []gatehouse.Change `json:"changes"`
+}
+
+// ReplicaEntity is an entity's state as the leader has it; none of
+// Group, Service, APIKey and Plugin is set when it is gone.
+type ReplicaEntity struct {
+	Kind    string             `json:"kind"`
+	ID      string             `json:"id"`
+	Group   *gatehouse.Group   `json:"group,omitempty"`
+	Service *gatehouse.Service `json:"service,omitempty"`
+	APIKey  *gatehouse.APIKey  `json:"apikey,omitempty"`
+	Plugin  *gatehouse.Plugin  `json:"plugin,omitempty"`
+	Wasm    []byte             `json:"wasm,omitempty"`
+}
+
+func (e *ReplicaEntity) gone() bool {
+	return e.Group == nil && e.Service == nil && e.APIKey == nil && e.Plugin == nil
+}
+
+// ErrNoChanges means the leader no longer holds the changes a reader asks
+// for (its log does not reach back to them, or the reader is ahead of it):
+// the reader takes a snapshot.
+var ErrNoChanges = errors.New("the change log does not hold these revisions")
+
+// ReplicaChanges returns, from one snapshot of the state, the revisions
+// after from (at most limit) and the current state of every entity they
+// name, in the order the revisions name them.
+func (s *Store) ReplicaChanges(ctx context.Context, from int64, limit int) ([]ReplicaRevision, []ReplicaEntity, error) {
+	var revs []ReplicaRevision
+	var ents []ReplicaEntity
+	err := s.read(ctx, func(tx *sql.Tx) error {
+		head, err := headRevision(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if from > head {
+			return ErrNoChanges
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT revision, at, actor FROM revisions
+			WHERE revision > ? ORDER BY revision LIMIT ?`, from, limit)
+		if err != nil {
+			return fmt.Errorf("read revisions: %w", err)
+		}
+		for rows.Next() {
+			var r ReplicaRevision
+			if err := rows.Scan(&r.Revision, &r.At, &r.Actor); err != nil {
+				rows.Close()
+				return fmt.Errorf("read revisions: %w", err)
+			}
+			revs = append(revs, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("read revisions: %w", err)
+		}
+		if len(revs) == 0 {
+			return nil
+		}
+		if revs[0].Revision != from+1 {
+			return ErrNoChanges
+		}
+		cs, err := changesBetween(ctx, tx, from, revs[len(revs)-1].Revision)
+		if err != nil {
+			return err
+		}
+		byRev := map[int64]int{}
+		for i, r := range revs {
+			byRev[r.Revision] = i
+		}
+		seen := map[[2]string]bool{}
+		for _, c := range cs {
+			i := byRev[c.Revision]
+			revs[i].Changes = append(revs[i].Changes, c)
+			k := [2]string{c.Kind, c.ID}
+			if seen[k] || c.Kind == gatehouse.KindUser {
+				continue
+			}
+			seen[k] = true
+			e, err := readEntity(ctx, tx, s.box(), c.Kind, c.ID)
+			if err != nil {
+				return err
+			}
+			ents = append(ents, e)
+		}
+		return nil
+	})
+	return revs, ents, err
+}
+
+// readEntity reads one entity's state in tx; a missing one is gone.
+func readEntity(ctx context.Context, q querier, box *secretBox, kind, id string) (ReplicaEntity, error) {
+	e := ReplicaEntity{Kind: kind, ID: id}
+	var err error
+	switch kind {
+	case gatehouse.KindGroup:
+		var g gatehouse.Group
+		if g, err = getGroup(ctx, q, id); err == nil {
+			e.Group = &g
+		}
+	case gatehouse.KindService:
+		var sv gatehouse.Service
+		if sv, err = getService(ctx, q, box, id); err == nil {
+			e.Service = &sv
+		}
+	case gatehouse.KindAPIKey:
+		var k gatehouse.APIKey
+		if k, err = getAPIKey(ctx, q, box, id); err == nil {
+			e.APIKey = &k
+		}
+	case gatehouse.KindPlugin:
+		var p gatehouse.Plugin
+		if p, err = getPlugin(ctx, q, id); err == nil {
+			e.Plugin = &p
+			e.Wasm, err = pluginWasm(ctx, q, id)
+		}
+	}
+	if gatehouse.KindOf(err) == gatehouse.KindNotFound {
+		return ReplicaEntity{Kind: kind, ID: id}, nil
+	}
+	if err != nil {
+		return e, fmt.Errorf("read %s %s: %w", kind, id, err)
+	}
+	return e, nil
+}
+
+// Snapshot calls head with the revision of one consistent snapshot of the
+// configuration, then emit with each of its entities, groups first, then
+// plugins, services and keys (the order their references need).
+func (s *Store) Snapshot(ctx context.Context, head func(rev int64) error, emit func(*ReplicaEntity) error) error {
+	return s.read(ctx, func(tx *sql.Tx) error {
+		rev, err := headRevision(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if err := head(rev); err != nil {
+			return err
+		}
+		gs, err := tx.QueryContext(ctx, "SELECT id, name, description FROM groups ORDER BY seq")
+		if err != nil {
+			return fmt.Errorf("snapshot groups: %w", err)
+		}
+		for gs.Next() {
+			var g gatehouse.Group
+			if err := gs.Scan(&g.ID, &g.Name, &g.Description); err != nil {
+				gs.Close()
+				return fmt.Errorf("snapshot groups: %w", err)
+			}
+			if err := emit(&ReplicaEntity{Kind: gatehouse.KindGroup, ID: g.ID, Group: &g}); err != nil {
+				gs.Close()
+				return err
+			}
+		}
+		gs.Close()
+		ps, err := listPlugins(ctx, tx)
+		if err != nil {
+			return fmt.Errorf("snapshot plugins: %w", err)
+		}
+		for i := range ps {
+			wasm, err := pluginWasm(ctx, tx, ps[i].ID)
+			if err != nil {
+				return fmt.Errorf("snapshot plugin %s: %w", ps[i].ID, err)
+			}
+			if err := emit(&ReplicaEntity{Kind: gatehouse.KindPlugin, ID: ps[i].ID, Plugin: &ps[i], Wasm: wasm}); err != nil {
+				return err
+			}
+		}
+		svs, err := queryServices(ctx, tx, s.box(), "SELECT data FROM services ORDER BY seq")
+		if err != nil {
+			return fmt.Errorf("snapshot services: %w", err)
+		}
+		for i := range svs {
+			if err := emit(&ReplicaEntity{Kind: gatehouse.KindService, ID: svs[i].ID, Service: &svs[i]}); err != nil {
+				return err
+			}
+		}
+		ks, err := tx.QueryContext(ctx, keySelect+" ORDER BY seq")
+		if err != nil {
+			return fmt.Errorf("snapshot apikeys: %w", err)
+		}
+		defer ks.Close()
+		e := ReplicaEntity{Kind: gatehouse.KindAPIKey}
+		for ks.Next() {
+			k, err := scanKey(ks, s.box())
+			if err != nil {
+				return fmt.Errorf("snapshot apikeys: %w", err)
+			}
+			e.ID, e.APIKey = k.ClientID, &k
+			if err := emit(&e); err != nil {
+				return err
+			}
+		}
+		return ks.Err()
+	})
+}
+
+// replicaWriter upserts and deletes replicated entities inside one
+// transaction, with statements prepared once (a snapshot has a million keys).
+type replicaWriter struct {
+	tx                                          *txn
+	key, keyEnt, keyEntDel, group, service, plg *sql.Stmt
+	seq                                         map[string]int64
+	empty                                       bool // the tables were emptied: nothing to replace
+
+	// Batches of a snapshot's keys and their entities, and the statements
+	// that insert a whole batch.
+	keyArgs, entArgs   []any
+	keyBatch, entBatch *sql.Stmt
+}
+
+// keyRowArgs is the values of one apikeys row: client_id, seq and keyCols.
+var keyRowArgs = strings.Count(keyCols, ",") + 3
+
+// keyPlaceholders is the VALUES of n apikeys rows.
+func keyPlaceholders(n int) string {
+	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", keyRowArgs), ", ") + ")"
+	return strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
+}
+
+// keyUpdates sets every column of keyCols from the row an upsert brings.
+func keyUpdates() string {
+	var sets []string
+	for _, c := range strings.Split(keyCols, ",") {
+		c = strings.TrimSpace(c)
+		sets = append(sets, c+" = excluded."+c)
+	}
+	return strings.Join(sets, ", ")
+}
+
+// Batch sizes: 100 keys of about 20 columns and 400 entities of 2 stay far below
+// SQLite's 32,766 parameters.
+const (
+	keyBatchRows = 100
+	entBatchRows = 400
+)
+
+func (w *replicaWriter) batchKey(ctx context.Context, id string, row keyRow) error {
+	w.keyArgs = append(append(w.keyArgs, id, w.next("apikeys")), row.args...)
+	for _, e := range row.entities {
+		w.entArgs = append(w.entArgs, id, e)
+	}
+	if len(w.keyArgs) >= keyBatchRows*keyRowArgs {
+		return w.flush(ctx)
+	}
+	return nil
+}
+
+// flush writes the batched keys, then their entities: whole batches with
+// one statement each, what is left row by row.
+func (w *replicaWriter) flush(ctx context.Context) error {
+	var err error
+	if len(w.keyArgs) == keyBatchRows*keyRowArgs {
+		if w.keyBatch == nil {
+			if w.keyBatch, err = w.tx.PrepareContext(ctx, "INSERT INTO apikeys (client_id, seq, "+keyCols+") VALUES "+
+				keyPlaceholders(keyBatchRows)); err != nil {
+				return fmt.Errorf("prepare key batch: %w", err)
+			}
+		}
+		if _, err := w.keyBatch.ExecContext(ctx, w.keyArgs...); err != nil {
+			return fmt.Errorf("insert key batch: %w", err)
+		}
+	} else {
+		for i := 0; i < len(w.keyArgs); i += keyRowArgs {
+			if _, err := w.key.ExecContext(ctx, w.keyArgs[i:i+keyRowArgs]...); err != nil {
+				return fmt.Errorf("insert key: %w", err)
+			}
+		}
+	}
+	w.keyArgs = w.keyArgs[:0]
+	args := w.entArgs
+	for len(args) >= entBatchRows*2 {
+		if w.entBatch == nil {
+			if w.entBatch, err = w.tx.PrepareContext(ctx, "INSERT OR IGNORE INTO apikey_entities (client_id, entity) VALUES "+
+				strings.TrimSuffix(strings.Repeat("(?, ?), ", entBatchRows), ", ")); err != nil {
+				return fmt.Errorf("prepare entity batch: %w", err)
+			}
+		}
+		if _, err := w.entBatch.ExecContext(ctx, args[:entBatchRows*2]...); err != nil {
+			return fmt.Errorf("insert entity batch: %w", err)
+		}
+		args = args[entBatchRows*2:]
+	}
+	for i := 0; i < len(args); i += 2 {
+		if _, err := w.keyEnt.ExecContext(ctx, args[i], args[i+1]); err != nil {
+			return fmt.Errorf("insert apikey entity: %w", err)
+		}
+	}
+	w.entArgs = w.entArgs[:0]
+	return nil
+}
+
+func newReplicaWriter(ctx context.Context, tx *txn) (*replicaWriter, error) {
+	// References are checked at the commit: the leader's state is whole
+	// only once every entity of the batch is written.
+	if _, err := tx.ExecContext(ctx, "PRAGMA defer_foreign_keys = ON"); err != nil {
+		return nil, fmt.Errorf("defer foreign keys: %w", err)
+	}
+	w := &replicaWriter{tx: tx, seq: map[string]int64{}}
+	for _, t := range []string{"groups", "services", "apikeys", "plugins"} {
+		n, err := nextSeq(ctx, tx, t)
+		if err != nil {
+			return nil, err
+		}
+		w.seq[t] = n
+	}
+	stmts := []struct {
+		dst **sql.Stmt
+		q   string
+	}{
+		{&w.key, "INSERT INTO apikeys (client_id, seq, " + keyCols + ") VALUES " + keyPlaceholders(1) +
+			" ON CONFLICT (client_id) DO UPDATE SET " + keyUpdates()},
+		{&w.keyEnt, "INSERT OR IGNORE INTO apikey_entities (client_id, entity) VALUES (?, ?)"},
+		{&w.keyEntDel, "DELETE FROM apikey_entities WHERE client_id = ?"},
+		{&w.group, `INSERT INTO groups (id, seq, name, description) VALUES (?, ?, ?, ?)
+			ON CONFLICT (id) DO UPDATE SET name = excluded.name, description = excluded.description`},
+		{&w.service, `INSERT INTO services (id, seq, group_id, data) VALUES (?, ?, ?, ?)
+			ON CONFLICT (id) DO UPDATE SET group_id = excluded.group_id, data = excluded.data`},
+		{&w.plg, `INSERT INTO plugins (id, seq, name, sha256, abi, memory_limit_pages, timeout_ms, pool_size, wasm)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (id) DO UPDATE SET name = excluded.name, sha256 = excluded.sha256, abi = excluded.abi,
+			memory_limit_pages = excluded.memory_limit_pages, timeout_ms = excluded.timeout_ms,
+			pool_size = excluded.pool_size, wasm = excluded.wasm`},
+	}
+	for _, st := range stmts {
+		p, err := tx.PrepareContext(ctx, st.q)
+		if err != nil {
+			w.Close()
+			return nil, fmt.Errorf("prepare replica write: %w", err)
+		}
+		*st.dst = p
+	}
+	return w, nil
+}
+
+func (w *replicaWriter) Close() {
+	for _, s := range []*sql.Stmt{w.key, w.keyEnt, w.keyEntDel, w.group, w.service, w.plg, w.keyBatch, w.entBatch} {
+		if s != nil {
+			s.Close()
+		}
+	}
+}
+
+func (w *replicaWriter) next(table string) int64 {
+	n := w.seq[table]
+	w.seq[table] = n + 1
+	return n
+}
+
+// put writes e as the leader has it: upserted, or deleted when gone.
+func (w *replicaWriter) put(ctx context.Context, e *ReplicaEntity) error {
+	if e.gone() {
+		return w.delete(ctx, e.Kind, e.ID)
+	}
+	var err error
+	switch e.Kind {
+	case gatehouse.KindGroup:
+		_, err = w.group.ExecContext(ctx, e.ID, w.next("groups"), e.Group.Name, e.Group.Description)
+	case gatehouse.KindService:
+		var data []byte
+		if data, err = prepareService(e.Service, w.tx.box); err == nil {
+			_, err = w.service.ExecContext(ctx, e.ID, w.next("services"), e.Service.GroupID, string(data))
+		}
+	case gatehouse.KindPlugin:
+		p := e.Plugin
+		_, err = w.plg.ExecContext(ctx, e.ID, w.next("plugins"), p.Name, wasmSum(e.Wasm), p.ABI,
+			p.MemoryLimitPages, p.TimeoutMs, p.PoolSize, e.Wasm)
+	case gatehouse.KindAPIKey:
+		var row keyRow
+		if row, err = encodeKey(e.APIKey, w.tx.box); err != nil {
+			break
+		}
+		if w.empty {
+			// A snapshot: rows go in batches, a statement for many.
+			err = w.batchKey(ctx, e.ID, row)
+			break
+		}
+		args := append([]any{e.ID, w.next("apikeys")}, row.args...)
+		if _, err = w.key.ExecContext(ctx, args...); err != nil {
+			break
+		}
+		if _, err = w.keyEntDel.ExecContext(ctx, e.ID); err != nil {
+			break
+		}
+		err = writeEntities(ctx, w.keyEnt, e.ID, row.entities)
+	default:
+		return nil // an entity workers do not keep (dashboard users)
+	}
+	if err != nil {
+		return fmt.Errorf("write replicated %s %s: %w", e.Kind, e.ID, err)
+	}
+	return nil
+}
+
+func (w *replicaWriter) delete(ctx context.Context, kind, id string) error {
+	var q []string
+	switch kind {
+	case gatehouse.KindGroup:
+		q = []string{"DELETE FROM groups WHERE id = ?"}
+	case gatehouse.KindService:
+		q = []string{"DELETE FROM services WHERE id = ?"}
+	case gatehouse.KindPlugin:
+		q = []string{"DELETE FROM plugins WHERE id = ?"}
+	case gatehouse.KindAPIKey:
+		q = []string{"DELETE FROM apikeys WHERE client_id = ?", "DELETE FROM counters WHERE client_id = ?",
+			"DELETE FROM usage_days WHERE client_id = ?", "DELETE FROM key_last_used WHERE client_id = ?"}
+	}
+	for _, s := range q {
+		if _, err := w.tx.ExecContext(ctx, s, id); err != nil {
+			return fmt.Errorf("delete replicated %s %s: %w", kind, id, err)
+		}
+	}
+	return nil
+}
+
+// ApplyReplicated writes the leader's revisions after this file's last one,
+// with the entities' states, in one transaction: the revisions keep the
+// leader's numbers, so the follower applies them like any write.
+// Revisions this file has already are skipped.
+func (s *Store) ApplyReplicated(ctx context.Context, revs []ReplicaRevision, ents []ReplicaEntity) error {
+	return s.write(ctx, func(tx *txn) error {
+		head, err := headRevision(ctx, tx)
+		if err != nil {
+			return err
+		}
+		var fresh []ReplicaRevision
+		for _, r := range revs {
+			if r.Revision > head {
+				fresh = append(fresh, r)
+			}
+		}
+		if len(fresh) == 0 {
+			return nil
+		}
+		if fresh[0].Revision != head+1 {
+			return fmt.Errorf("replicate revision %d after %d: %w", fresh[0].Revision, head, ErrNoChanges)
+		}
+		w, err := newReplicaWriter(ctx, tx)
+		if err != nil {
+			return err
+		}
+		defer w.Close()
+		// Deletions first (keys before what they name), then the rest
+		// in the order the leader wrote them.
+		for i := len(ents) - 1; i >= 0; i-- {
+			if ents[i].gone() {
+				if err := w.put(ctx, &ents[i]); err != nil {
+					return err
+				}
+			}
+		}
+		for i := range ents {
+			if !ents[i].gone() {
+				if err := w.put(ctx, &ents[i]); err != nil {
+					return err
+				}
+			}
+		}
+		tx.replicated = fresh
+		return nil
+	})
+}
+
+// ApplySnapshot replaces this file's configuration with the leader's at
+// revision rev, reading the entities from next until it answers nil, in
+// one transaction. What the file had and the snapshot does not is deleted;
+// the revision carries a KindSnapshot change, so the follower reloads all.
+func (s *Store) ApplySnapshot(ctx context.Context, rev int64, next func() (*ReplicaEntity, error)) error {
+	return s.write(ctx, func(tx *txn) error {
+		tables := []struct{ kind, table, col string }{
+			{gatehouse.KindAPIKey, "apikeys", "client_id"}, {gatehouse.KindService, "services", "id"},
+			{gatehouse.KindPlugin, "plugins", "id"}, {gatehouse.KindGroup, "groups", "id"},
+		}
+		// What the file has now, to tell the follower what is gone; then
+		// the tables are emptied and filled with plain inserts.
+		old := map[[2]string]bool{}
+		for _, t := range tables {
+			rows, err := tx.QueryContext(ctx, "SELECT "+t.col+" FROM "+t.table)
+			if err != nil {
+				return fmt.Errorf("snapshot: %w", err)
+			}
+			for rows.Next() {
+				var id string
+				if err := rows.Scan(&id); err != nil {
+					rows.Close()
+					return fmt.Errorf("snapshot: %w", err)
+				}
+				old[[2]string{t.kind, id}] = true
+			}
+			rows.Close()
+		}
+		w, err := newReplicaWriter(ctx, tx)
+		if err != nil {
+			return err
+		}
+		defer w.Close()
+		w.empty = true
+		for _, q := range []string{"DELETE FROM apikey_entities", "DELETE FROM apikeys", "DELETE FROM services",
+			"DELETE FROM plugins", "DELETE FROM groups"} {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("snapshot: %w", err)
+			}
+		}
+		for {
+			e, err := next()
+			if err != nil {
+				return err
+			}
+			if e == nil {
+				break
+			}
+			if err := w.put(ctx, e); err != nil {
+				return err
+			}
+			delete(old, [2]string{e.Kind, e.ID})
+		}
+		if err := w.flush(ctx); err != nil {
+			return err
+		}
+		for k := range old {
+			if err := w.delete(ctx, k[0], k[1]); err != nil {
+				return err
+			}
+			tx.changed(k[0], k[1], gatehouse.OpDelete)
+		}
+		// The file's own log from rev on is not the leader's: it goes.
+		for _, q := range []string{"DELETE FROM changes WHERE revision >= ?", "DELETE FROM revisions WHERE revision >= ?"} {
+			if _, err := tx.ExecContext(ctx, q, rev); err != nil {
+				return fmt.Errorf("snapshot: %w", err)
+			}
+		}
+		tx.changes = append(tx.changes, gatehouse.Change{Kind: KindSnapshot, Op: gatehouse.OpUpdate})
+		tx.replicated = []ReplicaRevision{{Revision: rev, At: s.now().UnixMilli(), Actor: "leader", Changes: tx.changes}}
+		return nil
+	})
+}
+
+// logReplicated writes the leader's revisions and changes as they are and
+// returns the last revision.
+func (s *Store) logReplicated(ctx context.Context, t *txn) (int64, error) {
+	rev, err := t.PrepareContext(ctx, "INSERT INTO revisions (revision, at, actor) VALUES (?, ?, ?)")
+	if err != nil {
+		return 0, fmt.Errorf("insert revision: %w", err)
+	}
+	defer rev.Close()
+	ch, err := t.PrepareContext(ctx, "INSERT INTO changes (revision, kind, id, op) VALUES (?, ?, ?, ?)")
+	if err != nil {
+		return 0, fmt.Errorf("insert changes: %w", err)
+	}
+	defer ch.Close()
+	var last int64
+	for _, r := range t.replicated {
+		if _, err := rev.ExecContext(ctx, r.Revision, r.At, r.Actor); err != nil {
+			return 0, fmt.Errorf("insert revision %d: %w", r.Revision, err)
+		}
+		for _, c := range r.Changes {
+			if _, err := ch.ExecContext(ctx, r.Revision, c.Kind, c.ID, c.Op); err != nil {
+				return 0, fmt.Errorf("insert change: %w", err)
+			}
+		}
+		last = r.Revision
+	}
+	return last, nil
+}
