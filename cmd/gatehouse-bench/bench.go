@@ -29,6 +29,7 @@ type config struct {
 	conns     int
 	workers   int
 	noPin     bool
+	noPeers   bool
 	quick     bool
 }
 
@@ -46,6 +47,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&c.conns, "conns", 32, "connections of the closed-loop throughput run")
 	fs.IntVar(&c.workers, "workers", 256, "most requests in flight in the open-loop run")
 	fs.BoolVar(&c.noPin, "no-pin", false, "do not pin processes to CPUs with taskset")
+	fs.BoolVar(&c.noPeers, "no-peers", false, "do not measure nginx, Caddy and HAProxy")
 	fs.BoolVar(&c.quick, "quick", false, "tiny settings for a smoke test (1 round, 300ms, 200 req/s, 20,000 keys)")
 	if err := fs.Parse(args); err != nil {
 		return c, errUsage
@@ -180,7 +182,7 @@ func runBench(args []string) error {
 	}
 	defer os.RemoveAll(dir)
 
-	b := &bench{cfg: cfg, pin: pin, pinNote: pinNote, dir: dir, began: time.Now()}
+	b := &bench{cfg: cfg, pin: pin, pinNote: pinNote, dir: dir, began: time.Now(), peerAddrs: map[string]peerProc{}}
 	defer b.stopAll()
 	b.run(ctx)
 	b.stopAll()
@@ -219,6 +221,7 @@ type row struct {
 	id, name string
 	tgt      target
 	proc     func() *child // whose CPU is counted
+	peer     bool          // nginx, Caddy or HAProxy
 	skip     string        // why the row did not run
 	rounds   []measurement
 }
@@ -235,6 +238,8 @@ type bench struct {
 	baselineAddr       string
 	small, large       *gatehouse
 	version            string
+	peers              []*child
+	peerAddrs          map[string]peerProc
 
 	rows     []*row
 	notes    []string
@@ -269,7 +274,7 @@ func (b *bench) stopAll() {
 			b.progress("%v", err)
 		}
 	}
-	for _, c := range []*child{b.baseline, b.upstream} {
+	for _, c := range append(b.peers, b.baseline, b.upstream) {
 		if err := c.stop(); err != nil {
 			b.progress("%v", err)
 		}
@@ -294,6 +299,10 @@ func (b *bench) run(ctx context.Context) {
 		return
 	}
 	b.progress("upstream on %s, baseline proxy on %s", b.upstreamAddr, b.baselineAddr)
+	if !b.cfg.noPeers {
+		b.startPeers(ctx)
+		b.progress("peers started: %d of %d", len(b.peerAddrs), len(peers))
+	}
 	b.startGatehouses(ctx)
 	b.buildRows()
 	if ctx.Err() != nil {
@@ -426,6 +435,7 @@ func (b *bench) buildRows() {
 		{id: "baseline", name: "baseline ReverseProxy", proc: baseline,
 			tgt: target{addr: b.baselineAddr, host: mainHost, path: "/api/hello", want: 200}},
 	}
+	b.rows = append(b.rows, b.peerRows()...)
 	gw := func(g **gatehouse, id, name, host, path string, h http.Header, want int) *row {
 		r := &row{id: id, name: name, tgt: target{host: host, path: path, header: h, want: want}}
 		switch {
