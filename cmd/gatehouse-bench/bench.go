@@ -20,6 +20,7 @@ var errUsage = errors.New("bad usage")
 type config struct {
 	gatehouse string
 	plugin    string
+	goBench   string
 	out       string
 	rounds    int
 	duration  time.Duration
@@ -38,6 +39,7 @@ func parseFlags(args []string) (config, error) {
 	fs := flag.NewFlagSet("gatehouse-bench", flag.ContinueOnError)
 	fs.StringVar(&c.gatehouse, "gatehouse", "./bin/gatehouse", "the gatehouse binary to measure")
 	fs.StringVar(&c.plugin, "plugin", "", "a no-op http-wasm plugin (.wasm) for the plugin row; the row is skipped when empty")
+	fs.StringVar(&c.goBench, "go-bench", "", "`go test -bench` output whose in-process results enter the targets (guest call, allocations, GC cycle)")
 	fs.StringVar(&c.out, "out", "", "also write the markdown report to this file")
 	fs.IntVar(&c.rounds, "rounds", 3, "rounds; every configuration runs once per round, interleaved")
 	fs.DurationVar(&c.duration, "duration", 3*time.Second, "length of each measurement (throughput, then latency)")
@@ -182,7 +184,13 @@ func runBench(args []string) error {
 	}
 	defer os.RemoveAll(dir)
 
-	b := &bench{cfg: cfg, pin: pin, pinNote: pinNote, dir: dir, began: time.Now(), peerAddrs: map[string]peerProc{}}
+	b := &bench{cfg: cfg, pin: pin, pinNote: pinNote, dir: dir, began: time.Now(),
+		peerAddrs: map[string]peerProc{}, gc: map[string]*gcWindow{}}
+	if cfg.goBench != "" {
+		if b.inproc, err = readGoBench(cfg.goBench); err != nil {
+			return fmt.Errorf("--go-bench: %w", err)
+		}
+	}
 	defer b.stopAll()
 	b.run(ctx)
 	b.stopAll()
@@ -245,6 +253,23 @@ type bench struct {
 	notes    []string
 	failures []string
 	mem      memory
+	gc       map[string]*gcWindow // "small", "large": the gateway's GC during the rounds
+	inproc   goBench
+}
+
+// gcWindow is a gateway's GC pause summary before and after the rounds.
+type gcWindow struct {
+	before, after gcSample
+	ok            bool
+}
+
+// meanPause is the mean stop-the-world pause during the rounds.
+func (w *gcWindow) meanPause() (time.Duration, float64, bool) {
+	if w == nil || !w.ok || w.after.count <= w.before.count {
+		return 0, 0, false
+	}
+	n := w.after.count - w.before.count
+	return time.Duration((w.after.sum - w.before.sum) / n * 1e9), n, true
 }
 
 // memory is the memory and start-up section of the report.
@@ -310,6 +335,7 @@ func (b *bench) run(ctx context.Context) {
 	}
 	b.preflight()
 	b.warmUp(ctx)
+	b.readGC(ctx, true)
 	for round := range b.cfg.rounds {
 		for _, r := range b.rows {
 			if r.skip != "" || ctx.Err() != nil {
@@ -321,6 +347,7 @@ func (b *bench) run(ctx context.Context) {
 				round+1, b.cfg.rounds, r.name, m.rps, float64(m.cpuPerReq)/1e3, m.p99, m.errors)
 		}
 	}
+	b.readGC(ctx, false)
 	if b.small != nil && b.small.proc != nil && !b.small.proc.exited() {
 		b.mem.smallRSSAfter, _ = b.small.proc.rss()
 	}
@@ -538,6 +565,26 @@ func (b *bench) measure(ctx context.Context, r *row) measurement {
 		m.firstErr = lat.firstErr
 	}
 	return m
+}
+
+// readGC reads both gateways' GC pauses, before or after the rounds.
+func (b *bench) readGC(ctx context.Context, before bool) {
+	for name, g := range map[string]*gatehouse{"small": b.small, "large": b.large} {
+		if g == nil || g.proc == nil || g.proc.exited() {
+			continue
+		}
+		s, err := g.gcPauses(ctx)
+		if err != nil {
+			b.progress("%s: %v", g.name, err)
+			continue
+		}
+		w := b.gc[name]
+		if before {
+			b.gc[name] = &gcWindow{before: s}
+		} else if w != nil {
+			w.after, w.ok = s, true
+		}
+	}
 }
 
 func (b *bench) totalErrors() uint64 {

@@ -51,3 +51,32 @@ func TestRatiosAreTakenWithinARound(t *testing.T) {
 		t.Error("ratio against a row that never ran reported a value")
 	}
 }
+
+func TestParseBenchLine(t *testing.T) {
+	t.Parallel()
+	name, vals, ok := parseBenchLine("BenchmarkGateway/basic-2   \t    5000\t     59123 ns/op\t    9876 B/op\t     112 allocs/op")
+	if !ok || name != "BenchmarkGateway/basic" || vals["ns/op"] != 59123 || vals["allocs/op"] != 112 || vals["B/op"] != 9876 {
+		t.Errorf("got %q %v %v", name, vals, ok)
+	}
+	name, vals, ok = parseBenchLine("BenchmarkGCCycle/keys=1000000-2  50  4637982 ns/op  645.3 gc-cpu-µs/cycle  1311 max-pause-µs")
+	if !ok || name != "BenchmarkGCCycle/keys=1000000" || vals["gc-cpu-µs/cycle"] != 645.3 {
+		t.Errorf("got %q %v %v", name, vals, ok)
+	}
+	for _, line := range []string{"PASS", "ok  \tgatehouse/server\t3.1s", "BenchmarkX", "goos: linux"} {
+		if _, _, ok := parseBenchLine(line); ok {
+			t.Errorf("%q parsed as a result", line)
+		}
+	}
+}
+
+func TestParseGCPauses(t *testing.T) {
+	t.Parallel()
+	text := "# HELP go_gc_duration_seconds x\ngo_gc_duration_seconds{quantile=\"0.5\"} 4e-05\ngo_gc_duration_seconds_sum 0.0123\ngo_gc_duration_seconds_count 41\n"
+	s, err := parseGCPauses(text)
+	if err != nil || s.sum != 0.0123 || s.count != 41 {
+		t.Errorf("got %+v, %v", s, err)
+	}
+	if _, err := parseGCPauses("gatehouse_requests_total 3\n"); err == nil {
+		t.Error("no summary: no error")
+	}
+}
