@@ -112,7 +112,7 @@ const (
 
 	// Records live in pages of pageSize, so that a growing shard never
 	// copies its records.
-	pageBits = 10
+	pageBits = 8
 	pageSize = 1 << pageBits
 
 	// cacheSets × 2 ways of materialized keys per shard: 8,192 keys in use
