@@ -1,7 +1,10 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -78,5 +81,48 @@ func TestParseGCPauses(t *testing.T) {
 	}
 	if _, err := parseGCPauses("gatehouse_requests_total 3\n"); err == nil {
 		t.Error("no summary: no error")
+	}
+}
+
+// TestRenderPeers checks the configurations the peers get: the keys in
+// nginx's map and HAProxy's map file, the key check only where it belongs,
+// the addresses everywhere.
+func TestRenderPeers(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	read := func(name string) string {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	for _, p := range peers {
+		file, err := renderPeer(p, dir, "127.0.0.1:18080", "127.0.0.1:18081")
+		if err != nil {
+			t.Fatalf("%s: %v", p.id, err)
+		}
+		conf := read(filepath.Base(file))
+		if !strings.Contains(conf, "127.0.0.1:18081") || !strings.Contains(conf, "18080") {
+			t.Errorf("%s: addresses missing:\n%s", p.id, conf)
+		}
+		auth := basicAuth(keyID, keySecret)
+		switch p.id {
+		case "nginx":
+			if !strings.Contains(conf, `"`+auth+`" "`+keyID+`";`) || !strings.Contains(conf, "limit_req zone=keys") {
+				t.Errorf("nginx: no key map entry or limit_req:\n%s", conf)
+			}
+		case "haproxy":
+			if strings.Contains(conf, "deny") {
+				t.Errorf("plain HAProxy checks keys:\n%s", conf)
+			}
+		case "haproxy-map":
+			if !strings.Contains(conf, "map("+filepath.Join(dir, "keys.map")+")") {
+				t.Errorf("HAProxy key map not used:\n%s", conf)
+			}
+			if m := read("keys.map"); !strings.Contains(m, strings.TrimPrefix(auth, "Basic ")+" "+keyID+"\n") {
+				t.Errorf("keys.map lacks the bench key:\n%s", m)
+			}
+		}
 	}
 }

@@ -169,6 +169,14 @@ func (b *bench) startPeer(ctx context.Context, p peer) error {
 		c.stop()
 		return err
 	}
+	if p.keyMap { // a key check that lets anyone through would measure nothing
+		for _, h := range []http.Header{nil, {"Authorization": {basicAuth(keyID, "wrong-secret")}}} {
+			if st := probe(tr, target{addr: listen, host: mainHost, path: "/api/hello", header: h, want: 401}); st != 401 {
+				c.stop()
+				return fmt.Errorf("answers %d without a valid key, want 401", st)
+			}
+		}
+	}
 	b.peerAddrs[p.id] = peerProc{addr: listen, proc: c}
 	return nil
 }
