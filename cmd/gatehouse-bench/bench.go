@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -255,6 +256,64 @@ type bench struct {
 	mem      memory
 	gc       map[string]*gcWindow // "small", "large": the gateway's GC during the rounds
 	inproc   goBench
+	paired   []*pairedRun
+}
+
+// pairedRun is the open-loop latency of two rows measured at the same time,
+// each at --rate: both proxies run on the same CPU, so a stall of the
+// machine hits both alike and the ratio of their p99 is the proxies' own.
+type pairedRun struct {
+	a, b   string // row ids
+	rounds [][2]time.Duration
+}
+
+var pairs = [][2]string{{"basic", "baseline"}, {"large", "basic"}}
+
+// measurePairs runs each pair's two open loops concurrently.
+func (b *bench) measurePairs(ctx context.Context) {
+	for i, p := range pairs {
+		ra, rb := b.row(p[0]), b.row(p[1])
+		if ra == nil || rb == nil || ra.skip != "" || rb.skip != "" || ctx.Err() != nil {
+			continue
+		}
+		if len(b.paired) <= i {
+			b.paired = append(b.paired, make([]*pairedRun, i+1-len(b.paired))...)
+		}
+		if b.paired[i] == nil {
+			b.paired[i] = &pairedRun{a: p[0], b: p[1]}
+		}
+		var la, lb loadResult
+		var wg sync.WaitGroup
+		wg.Go(func() { la = openLoop(ctx, ra.tgt, b.cfg.rate, b.cfg.duration, b.cfg.workers) })
+		wg.Go(func() { lb = openLoop(ctx, rb.tgt, b.cfg.rate, b.cfg.duration, b.cfg.workers) })
+		wg.Wait()
+		pa, pb := la.latencies.Quantile(0.99), lb.latencies.Quantile(0.99)
+		b.paired[i].rounds = append(b.paired[i].rounds, [2]time.Duration{pa, pb})
+		if la.errors+lb.errors > 0 {
+			ra.rounds[len(ra.rounds)-1].errors += la.errors
+			rb.rounds[len(rb.rounds)-1].errors += lb.errors
+		}
+		b.progress("paired %s / %s: p99 %v / %v", ra.name, rb.name, pa, pb)
+	}
+}
+
+// pairedRatio is the median over rounds of p99(a)/p99(b) measured together.
+func (b *bench) pairedRatio(a, bID string) (float64, bool) {
+	for _, p := range b.paired {
+		if p == nil || p.a != a || p.b != bID {
+			continue
+		}
+		var xs []float64
+		for _, r := range p.rounds {
+			if r[1] > 0 {
+				xs = append(xs, float64(r[0])/float64(r[1]))
+			}
+		}
+		if len(xs) > 0 {
+			return median(xs), true
+		}
+	}
+	return 0, false
 }
 
 // gcWindow is a gateway's GC pause summary before and after the rounds.
@@ -346,6 +405,7 @@ func (b *bench) run(ctx context.Context) {
 			b.progress("round %d/%d %-28s %9.0f req/s %7.1f µs/req  p99 %v  errors %d",
 				round+1, b.cfg.rounds, r.name, m.rps, float64(m.cpuPerReq)/1e3, m.p99, m.errors)
 		}
+		b.measurePairs(ctx)
 	}
 	b.readGC(ctx, false)
 	if b.small != nil && b.small.proc != nil && !b.small.proc.exited() {

@@ -164,6 +164,7 @@ func (b *bench) report() string {
 		p("- %s\n", n)
 	}
 
+	b.reportPaired(p)
 	b.reportPeers(p)
 	b.reportGC(p)
 
@@ -243,11 +244,17 @@ func (b *bench) checks() []check {
 	base, basic, large := b.row("baseline"), b.row("basic"), b.row("large")
 	keys := thousands(b.cfg.keys)
 	atLeast("Basic key + quotas: req/s per proxy core, vs baseline", basic, base, perCore, 1.0)
+	paired := func(name, a, bID string, limit float64) {
+		v, ok := b.pairedRatio(a, bID)
+		out = append(out, check{name: name, value: fmt.Sprintf("%.2f", v), limit: fmt.Sprintf("≤ %.2f", limit), have: ok, ok: v <= limit})
+	}
 	atMost(fmt.Sprintf("Basic key + quotas: p99 at %.0f req/s, vs baseline", b.cfg.rate), basic, base, p99Ratio, 1.3, false)
+	paired(fmt.Sprintf("Basic key + quotas: p99 at %.0f req/s, vs baseline, measured together", b.cfg.rate), "basic", "baseline", 1.3)
 	atLeast("Basic key + quotas: req/s per proxy core, vs Caddy (plain proxy)", basic, b.row("caddy"), perCore, 1.0)
 	atLeast("Basic key + quotas: req/s per proxy core, vs nginx (key map + limit_req)", basic, b.row("nginx"), perCore, 0.40)
 	atLeast(fmt.Sprintf("%s keys: req/s per proxy core, vs 10 keys", keys), large, basic, perCore, 0.95)
 	atMost(fmt.Sprintf("%s keys: p99 at %.0f req/s, vs 10 keys", keys, b.cfg.rate), large, basic, p99Ratio, 1.3, false)
+	paired(fmt.Sprintf("%s keys: p99 at %.0f req/s, vs 10 keys, measured together", keys, b.cfg.rate), "large", "basic", 1.3)
 	{
 		small, ns, ok1 := b.gc["small"].meanPause()
 		big, nl, ok2 := b.gc["large"].meanPause()
@@ -381,5 +388,31 @@ func (b *bench) reportGC(p func(string, ...any)) {
 		if okA || okC {
 			p("| %s | %s | %s (1,000,000 keys) |\n", m.name, v(okA, fmt.Sprintf("%.0f", a)), v(okC, fmt.Sprintf("%.0f", c)))
 		}
+	}
+}
+
+// reportPaired shows the latency runs of two rows at the same time.
+func (b *bench) reportPaired(p func(string, ...any)) {
+	var ran []*pairedRun
+	for _, r := range b.paired {
+		if r != nil && len(r.rounds) > 0 {
+			ran = append(ran, r)
+		}
+	}
+	if len(ran) == 0 {
+		return
+	}
+	p("\n### Paired latency\n\n")
+	p("Two open loops at %.0f req/s each, at the same time, to two proxies pinned to the same CPU: "+
+		"a stall of the machine delays both, so the ratio of their p99 (within a round; median) leaves out most of the machine's own noise; "+
+		"when that noise is far larger than the proxies' difference, the ratio tends to 1.\n\n", b.cfg.rate)
+	p("| rows | p99 ms, first (median) | p99 ms, second (median) | ratio |\n|---|---:|---:|---:|\n")
+	for _, r := range ran {
+		var xa, xb []float64
+		for _, v := range r.rounds {
+			xa, xb = append(xa, float64(v[0])), append(xb, float64(v[1]))
+		}
+		v, _ := b.pairedRatio(r.a, r.b)
+		p("| %s / %s | %s | %s | %.2f |\n", b.row(r.a).name, b.row(r.b).name, ms(median(xa)), ms(median(xb)), v)
 	}
 }
