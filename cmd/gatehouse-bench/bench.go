@@ -519,8 +519,11 @@ func (b *bench) buildRows() {
 	b.rows = []*row{
 		{id: "direct", name: "direct upstream", proc: upstream,
 			tgt: target{addr: b.upstreamAddr, path: "/api/hello", want: 200}},
+		// The baseline and the peers get the Basic row's very request (a plain
+		// proxy forwards the credential untouched), so that what they parse
+		// and forward is what the gateway does.
 		{id: "baseline", name: "baseline ReverseProxy", proc: baseline,
-			tgt: target{addr: b.baselineAddr, host: mainHost, path: "/api/hello", want: 200}},
+			tgt: target{addr: b.baselineAddr, host: mainHost, path: "/api/hello", header: basic, want: 200}},
 	}
 	b.rows = append(b.rows, b.peerRows()...)
 	gw := func(g **gatehouse, id, name, host, path string, h http.Header, want int) *row {

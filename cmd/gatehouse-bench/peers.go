@@ -186,16 +186,13 @@ type peerProc struct {
 	proc *child
 }
 
-// peerRows are the peers' rows: each gets the request of the Gatehouse row
-// it compares with (a Basic key for the key-checking configurations).
+// peerRows are the peers' rows: each gets the Basic row's request, which the
+// key-checking configurations check and the plain ones forward.
 func (b *bench) peerRows() []*row {
 	basic := http.Header{"Authorization": {basicAuth(keyID, keySecret)}}
 	var rows []*row
 	for _, p := range peers {
-		r := &row{id: p.id, name: p.name, peer: true, tgt: target{host: mainHost, path: "/api/hello", want: 200}}
-		if p.keyMap {
-			r.tgt.header = basic
-		}
+		r := &row{id: p.id, name: p.name, peer: true, tgt: target{host: mainHost, path: "/api/hello", header: basic, want: 200}}
 		pp, ok := b.peerAddrs[p.id]
 		switch {
 		case b.cfg.noPeers:
