@@ -267,6 +267,9 @@ func (s *shard) rec(r uint32) *record {
 
 // blob is a record's bytes in its chunk.
 func (s *shard) blob(rc *record) []byte {
+	if rc.blobLen() == 0 {
+		return nil // an empty id with no secret nor entities: maybe no chunk at all
+	}
 	return s.chunks[rc.chunk][rc.off : int(rc.off)+rc.blobLen()]
 }
 

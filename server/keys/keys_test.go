@@ -236,6 +236,26 @@ func TestTableWraps(t *testing.T) {
 	}
 }
 
+// TestEmptyKeyAfterCompaction: a key whose blob is empty survives a
+// compaction that leaves no live bytes, hence no chunk.
+func TestEmptyKeyAfterCompaction(t *testing.T) {
+	t.Parallel()
+	ix := NewIndex()
+	s := &ix.shards[0]
+	s.put(1<<32, &Key{Enabled: true}, nil)
+	s.put(2<<32, &Key{ClientID: "big", Secret: strings.Repeat("x", 4*minChunk)}, nil)
+	i, r, _ := s.find(2<<32, "big")
+	s.removeSlot(i)
+	s.release(r)
+	s.compactIfSparse()
+	if len(s.chunks) != 0 {
+		t.Fatalf("%d chunks left, want none", len(s.chunks))
+	}
+	if _, r, ok := s.find(1<<32, ""); !ok || !s.cachedKey(r).Enabled {
+		t.Fatal("the empty key was lost")
+	}
+}
+
 // TestSameKeyUntilReplaced: the auth package trusts a verified JWT only while
 // Get returns the very *Key that verified it, so Get must keep returning it,
 // and must return another after any change, including delete and re-create.
