@@ -118,6 +118,20 @@ func TestConcurrentReadsAndWrites(t *testing.T) {
 	}
 }
 
+// realisticIndex holds n keys shaped like real ones: a 16-char id, a
+// 64-char secret, one group.
+func realisticIndex(n int) *Index {
+	ix := NewIndex()
+	src := gatehouse.DefaultAPIKey()
+	src.AuthorizedEntities = []string{"group_0123456789abcdef"}
+	for i := range n {
+		src.ClientID = fmt.Sprintf("%016x", i)
+		src.ClientSecret = fmt.Sprintf("%064x", i)
+		ix.PutAPIKey(&src)
+	}
+	return ix
+}
+
 // BenchmarkIndexMemory reports the heap the index holds per key at 1,000,000
 // keys shaped like real ones (16-char id, 64-char secret, one group).
 func BenchmarkIndexMemory(b *testing.B) {
@@ -126,14 +140,7 @@ func BenchmarkIndexMemory(b *testing.B) {
 		runtime.GC()
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
-		ix := NewIndex()
-		src := gatehouse.DefaultAPIKey()
-		src.AuthorizedEntities = []string{"group_0123456789abcdef"}
-		for i := range n {
-			src.ClientID = fmt.Sprintf("%016x", i)
-			src.ClientSecret = fmt.Sprintf("%064x", i)
-			ix.PutAPIKey(&src)
-		}
+		ix := realisticIndex(n)
 		runtime.GC()
 		runtime.ReadMemStats(&after)
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "bytes/key")
@@ -348,14 +355,7 @@ func TestChurnKeepsKeys(t *testing.T) {
 func BenchmarkGCCycle(b *testing.B) {
 	for _, n := range []int{10, 1_000_000} {
 		b.Run(fmt.Sprintf("keys=%d", n), func(b *testing.B) {
-			ix := NewIndex()
-			src := gatehouse.DefaultAPIKey()
-			src.AuthorizedEntities = []string{"group_0123456789abcdef"}
-			for i := range n {
-				src.ClientID = fmt.Sprintf("%016x", i)
-				src.ClientSecret = fmt.Sprintf("%064x", i)
-				ix.PutAPIKey(&src)
-			}
+			ix := realisticIndex(n)
 			runtime.GC()
 			before := gcMetrics()
 			b.ResetTimer()
