@@ -126,3 +126,18 @@ func TestRenderPeers(t *testing.T) {
 		}
 	}
 }
+
+func TestPairedRatio(t *testing.T) {
+	t.Parallel()
+	ms := time.Millisecond
+	b := &bench{paired: []*pairedRun{
+		{a: "basic", b: "baseline", rounds: [][2]time.Duration{{12 * ms, 10 * ms}, {300 * ms, 200 * ms}, {11 * ms, 10 * ms}}},
+		nil, // a pair that never ran
+	}}
+	if v, ok := b.pairedRatio("basic", "baseline"); !ok || v < 1.199 || v > 1.201 {
+		t.Errorf("pairedRatio = %v (%v), want the median of 1.2, 1.5, 1.1: 1.2", v, ok)
+	}
+	if _, ok := b.pairedRatio("large", "basic"); ok {
+		t.Error("a pair that never ran reported a ratio")
+	}
+}
