@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -20,6 +21,7 @@ var errUsage = errors.New("bad usage")
 type config struct {
 	gatehouse string
 	plugin    string
+	goBench   string
 	out       string
 	rounds    int
 	duration  time.Duration
@@ -29,6 +31,7 @@ type config struct {
 	conns     int
 	workers   int
 	noPin     bool
+	noPeers   bool
 	quick     bool
 }
 
@@ -37,6 +40,7 @@ func parseFlags(args []string) (config, error) {
 	fs := flag.NewFlagSet("gatehouse-bench", flag.ContinueOnError)
 	fs.StringVar(&c.gatehouse, "gatehouse", "./bin/gatehouse", "the gatehouse binary to measure")
 	fs.StringVar(&c.plugin, "plugin", "", "a no-op http-wasm plugin (.wasm) for the plugin row; the row is skipped when empty")
+	fs.StringVar(&c.goBench, "go-bench", "", "`go test -bench` output whose in-process results enter the targets (guest call, allocations, GC cycle)")
 	fs.StringVar(&c.out, "out", "", "also write the markdown report to this file")
 	fs.IntVar(&c.rounds, "rounds", 3, "rounds; every configuration runs once per round, interleaved")
 	fs.DurationVar(&c.duration, "duration", 3*time.Second, "length of each measurement (throughput, then latency)")
@@ -46,6 +50,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&c.conns, "conns", 32, "connections of the closed-loop throughput run")
 	fs.IntVar(&c.workers, "workers", 256, "most requests in flight in the open-loop run")
 	fs.BoolVar(&c.noPin, "no-pin", false, "do not pin processes to CPUs with taskset")
+	fs.BoolVar(&c.noPeers, "no-peers", false, "do not measure nginx, Caddy and HAProxy")
 	fs.BoolVar(&c.quick, "quick", false, "tiny settings for a smoke test (1 round, 300ms, 200 req/s, 20,000 keys)")
 	if err := fs.Parse(args); err != nil {
 		return c, errUsage
@@ -180,7 +185,13 @@ func runBench(args []string) error {
 	}
 	defer os.RemoveAll(dir)
 
-	b := &bench{cfg: cfg, pin: pin, pinNote: pinNote, dir: dir, began: time.Now()}
+	b := &bench{cfg: cfg, pin: pin, pinNote: pinNote, dir: dir, began: time.Now(),
+		peerAddrs: map[string]peerProc{}, gc: map[string]*gcWindow{}}
+	if cfg.goBench != "" {
+		if b.inproc, err = readGoBench(cfg.goBench); err != nil {
+			return fmt.Errorf("--go-bench: %w", err)
+		}
+	}
 	defer b.stopAll()
 	b.run(ctx)
 	b.stopAll()
@@ -219,6 +230,7 @@ type row struct {
 	id, name string
 	tgt      target
 	proc     func() *child // whose CPU is counted
+	peer     bool          // nginx, Caddy or HAProxy
 	skip     string        // why the row did not run
 	rounds   []measurement
 }
@@ -235,11 +247,88 @@ type bench struct {
 	baselineAddr       string
 	small, large       *gatehouse
 	version            string
+	peers              []*child
+	peerAddrs          map[string]peerProc
 
 	rows     []*row
 	notes    []string
 	failures []string
 	mem      memory
+	gc       map[string]*gcWindow // "small", "large": the gateway's GC during the rounds
+	inproc   goBench
+	paired   []*pairedRun
+}
+
+// pairedRun is the open-loop latency of two rows measured at the same time,
+// each at --rate: both proxies run on the same CPU, so a stall of the
+// machine hits both alike and the ratio of their p99 is the proxies' own.
+type pairedRun struct {
+	a, b   string // row ids
+	rounds [][2]time.Duration
+}
+
+var pairs = [][2]string{{"basic", "baseline"}, {"large", "basic"}}
+
+// measurePairs runs each pair's two open loops concurrently.
+func (b *bench) measurePairs(ctx context.Context) {
+	for i, p := range pairs {
+		ra, rb := b.row(p[0]), b.row(p[1])
+		if ra == nil || rb == nil || ra.skip != "" || rb.skip != "" || ctx.Err() != nil {
+			continue
+		}
+		if len(b.paired) <= i {
+			b.paired = append(b.paired, make([]*pairedRun, i+1-len(b.paired))...)
+		}
+		if b.paired[i] == nil {
+			b.paired[i] = &pairedRun{a: p[0], b: p[1]}
+		}
+		var la, lb loadResult
+		var wg sync.WaitGroup
+		wg.Go(func() { la = openLoop(ctx, ra.tgt, b.cfg.rate, b.cfg.duration, b.cfg.workers) })
+		wg.Go(func() { lb = openLoop(ctx, rb.tgt, b.cfg.rate, b.cfg.duration, b.cfg.workers) })
+		wg.Wait()
+		pa, pb := la.latencies.Quantile(0.99), lb.latencies.Quantile(0.99)
+		b.paired[i].rounds = append(b.paired[i].rounds, [2]time.Duration{pa, pb})
+		if la.errors+lb.errors > 0 {
+			ra.rounds[len(ra.rounds)-1].errors += la.errors
+			rb.rounds[len(rb.rounds)-1].errors += lb.errors
+		}
+		b.progress("paired %s / %s: p99 %v / %v", ra.name, rb.name, pa, pb)
+	}
+}
+
+// pairedRatio is the median over rounds of p99(a)/p99(b) measured together.
+func (b *bench) pairedRatio(a, bID string) (float64, bool) {
+	for _, p := range b.paired {
+		if p == nil || p.a != a || p.b != bID {
+			continue
+		}
+		var xs []float64
+		for _, r := range p.rounds {
+			if r[1] > 0 {
+				xs = append(xs, float64(r[0])/float64(r[1]))
+			}
+		}
+		if len(xs) > 0 {
+			return median(xs), true
+		}
+	}
+	return 0, false
+}
+
+// gcWindow is a gateway's GC pause summary before and after the rounds.
+type gcWindow struct {
+	before, after gcSample
+	ok            bool
+}
+
+// meanPause is the mean stop-the-world pause during the rounds.
+func (w *gcWindow) meanPause() (time.Duration, float64, bool) {
+	if w == nil || !w.ok || w.after.count <= w.before.count {
+		return 0, 0, false
+	}
+	n := w.after.count - w.before.count
+	return time.Duration((w.after.sum - w.before.sum) / n * 1e9), n, true
 }
 
 // memory is the memory and start-up section of the report.
@@ -269,7 +358,7 @@ func (b *bench) stopAll() {
 			b.progress("%v", err)
 		}
 	}
-	for _, c := range []*child{b.baseline, b.upstream} {
+	for _, c := range append(b.peers, b.baseline, b.upstream) {
 		if err := c.stop(); err != nil {
 			b.progress("%v", err)
 		}
@@ -294,6 +383,10 @@ func (b *bench) run(ctx context.Context) {
 		return
 	}
 	b.progress("upstream on %s, baseline proxy on %s", b.upstreamAddr, b.baselineAddr)
+	if !b.cfg.noPeers {
+		b.startPeers(ctx)
+		b.progress("peers started: %d of %d", len(b.peerAddrs), len(peers))
+	}
 	b.startGatehouses(ctx)
 	b.buildRows()
 	if ctx.Err() != nil {
@@ -301,6 +394,7 @@ func (b *bench) run(ctx context.Context) {
 	}
 	b.preflight()
 	b.warmUp(ctx)
+	b.readGC(ctx, true)
 	for round := range b.cfg.rounds {
 		for _, r := range b.rows {
 			if r.skip != "" || ctx.Err() != nil {
@@ -311,7 +405,9 @@ func (b *bench) run(ctx context.Context) {
 			b.progress("round %d/%d %-28s %9.0f req/s %7.1f µs/req  p99 %v  errors %d",
 				round+1, b.cfg.rounds, r.name, m.rps, float64(m.cpuPerReq)/1e3, m.p99, m.errors)
 		}
+		b.measurePairs(ctx)
 	}
+	b.readGC(ctx, false)
 	if b.small != nil && b.small.proc != nil && !b.small.proc.exited() {
 		b.mem.smallRSSAfter, _ = b.small.proc.rss()
 	}
@@ -423,9 +519,13 @@ func (b *bench) buildRows() {
 	b.rows = []*row{
 		{id: "direct", name: "direct upstream", proc: upstream,
 			tgt: target{addr: b.upstreamAddr, path: "/api/hello", want: 200}},
+		// The baseline and the peers get the Basic row's very request (a plain
+		// proxy forwards the credential untouched), so that what they parse
+		// and forward is what the gateway does.
 		{id: "baseline", name: "baseline ReverseProxy", proc: baseline,
-			tgt: target{addr: b.baselineAddr, host: mainHost, path: "/api/hello", want: 200}},
+			tgt: target{addr: b.baselineAddr, host: mainHost, path: "/api/hello", header: basic, want: 200}},
 	}
+	b.rows = append(b.rows, b.peerRows()...)
 	gw := func(g **gatehouse, id, name, host, path string, h http.Header, want int) *row {
 		r := &row{id: id, name: name, tgt: target{host: host, path: path, header: h, want: want}}
 		switch {
@@ -528,6 +628,26 @@ func (b *bench) measure(ctx context.Context, r *row) measurement {
 		m.firstErr = lat.firstErr
 	}
 	return m
+}
+
+// readGC reads both gateways' GC pauses, before or after the rounds.
+func (b *bench) readGC(ctx context.Context, before bool) {
+	for name, g := range map[string]*gatehouse{"small": b.small, "large": b.large} {
+		if g == nil || g.proc == nil || g.proc.exited() {
+			continue
+		}
+		s, err := g.gcPauses(ctx)
+		if err != nil {
+			b.progress("%s: %v", g.name, err)
+			continue
+		}
+		w := b.gc[name]
+		if before {
+			b.gc[name] = &gcWindow{before: s}
+		} else if w != nil {
+			w.after, w.ok = s, true
+		}
+	}
 }
 
 func (b *bench) totalErrors() uint64 {

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -269,4 +270,60 @@ func hs256(clientID, secret string) string {
 	mac := hmac.New(sha256.New, []byte(secret))
 	mac.Write([]byte(header + "." + payload))
 	return header + "." + payload + "." + enc.EncodeToString(mac.Sum(nil))
+}
+
+// gcPauses reads the gateway's stop-the-world GC pauses so far from its
+// /metrics (go_gc_duration_seconds, fed by runtime/metrics): their sum in
+// seconds and their count.
+func (g *gatehouse) gcPauses(ctx context.Context) (gcSample, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+g.adminAddr+"/metrics", nil)
+	if err != nil {
+		return gcSample{}, err
+	}
+	req.SetBasicAuth(adminID, adminSecret)
+	resp, err := g.admin.Do(req)
+	if err != nil {
+		return gcSample{}, fmt.Errorf("GET /metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return gcSample{}, fmt.Errorf("GET /metrics: %s %v", resp.Status, err)
+	}
+	return parseGCPauses(string(b))
+}
+
+// gcSample is a reading of a process's GC pause summary.
+type gcSample struct {
+	sum   float64 // seconds
+	count float64
+}
+
+func parseGCPauses(text string) (gcSample, error) {
+	var s gcSample
+	var haveSum, haveCount bool
+	for line := range strings.Lines(text) {
+		name, v, ok := strings.Cut(strings.TrimSpace(line), " ")
+		if !ok {
+			continue
+		}
+		var dst *float64
+		switch name {
+		case "go_gc_duration_seconds_sum":
+			dst, haveSum = &s.sum, true
+		case "go_gc_duration_seconds_count":
+			dst, haveCount = &s.count, true
+		default:
+			continue
+		}
+		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil {
+			return s, fmt.Errorf("parse %s: %w", name, err)
+		}
+		*dst = f
+	}
+	if !haveSum || !haveCount {
+		return s, fmt.Errorf("no go_gc_duration_seconds in /metrics")
+	}
+	return s, nil
 }

@@ -164,6 +164,10 @@ func (b *bench) report() string {
 		p("- %s\n", n)
 	}
 
+	b.reportPaired(p)
+	b.reportPeers(p)
+	b.reportGC(p)
+
 	p("\n### Memory and start-up\n\n")
 	m := b.mem
 	p("| measure | value |\n|---|---:|\n")
@@ -237,12 +241,47 @@ func (b *bench) checks() []check {
 		}
 		out = append(out, check{name: name, value: fmt.Sprintf("%.2f", v), limit: lim, have: ok, ok: pass})
 	}
-	base, basic := b.row("baseline"), b.row("basic")
-	atLeast("Basic key + quotas: req/s per proxy core, vs baseline", basic, base, perCore, 0.90)
+	base, basic, large := b.row("baseline"), b.row("basic"), b.row("large")
+	keys := thousands(b.cfg.keys)
+	atLeast("Basic key + quotas: req/s per proxy core, vs baseline", basic, base, perCore, 1.0)
+	paired := func(name, a, bID string, limit float64) {
+		v, ok := b.pairedRatio(a, bID)
+		out = append(out, check{name: name, value: fmt.Sprintf("%.2f", v), limit: fmt.Sprintf("≤ %.2f", limit), have: ok, ok: v <= limit})
+	}
 	atMost(fmt.Sprintf("Basic key + quotas: p99 at %.0f req/s, vs baseline", b.cfg.rate), basic, base, p99Ratio, 1.3, false)
-	atLeast("HS256 JWT: req/s per proxy core, vs baseline", b.row("jwt"), base, perCore, 0.85)
-	atLeast(fmt.Sprintf("%s keys: req/s per proxy core, vs 10 keys", thousands(b.cfg.keys)), b.row("large"), basic, perCore, 0.95)
-	atLeast("one no-op plugin: req/s per proxy core, vs no plugin", b.row("plugin"), basic, perCore, 0.90)
+	paired(fmt.Sprintf("Basic key + quotas: p99 at %.0f req/s, vs baseline, measured together", b.cfg.rate), "basic", "baseline", 1.3)
+	atLeast("Basic key + quotas: req/s per proxy core, vs Caddy (plain proxy)", basic, b.row("caddy"), perCore, 1.0)
+	atLeast("Basic key + quotas: req/s per proxy core, vs nginx (key map + limit_req)", basic, b.row("nginx"), perCore, 0.40)
+	atLeast(fmt.Sprintf("%s keys: req/s per proxy core, vs 10 keys", keys), large, basic, perCore, 0.95)
+	atMost(fmt.Sprintf("%s keys: p99 at %.0f req/s, vs 10 keys", keys, b.cfg.rate), large, basic, p99Ratio, 1.3, false)
+	paired(fmt.Sprintf("%s keys: p99 at %.0f req/s, vs 10 keys, measured together", keys, b.cfg.rate), "large", "basic", 1.3)
+	{
+		small, ns, ok1 := b.gc["small"].meanPause()
+		big, nl, ok2 := b.gc["large"].meanPause()
+		v := 0.0
+		if ok1 && ok2 && small > 0 {
+			v = float64(big) / float64(small)
+		}
+		out = append(out, check{name: fmt.Sprintf("%s keys: mean GC pause during the rounds, vs 10 keys", keys),
+			value: fmt.Sprintf("%.2f (%.0f vs %.0f cycles)", v, nl, ns), limit: "≤ 1.20", have: ok1 && ok2 && small > 0, ok: v <= 1.2})
+	}
+	atLeast("HS256 JWT: req/s per proxy core, vs Basic key", b.row("jwt"), basic, perCore, 0.95)
+	atLeast("one no-op plugin: req/s per proxy core, vs no plugin", b.row("plugin"), basic, perCore, 0.95)
+	{
+		noop, ok1 := b.inproc.value("BenchmarkNoopPlugin", "ns/op")
+		none, ok2 := b.inproc.value("BenchmarkNoPlugin", "ns/op")
+		// The no-op guest is called twice per request: handle_request and
+		// handle_response.
+		d := time.Duration((noop - none) / 2)
+		out = append(out, check{name: "a guest call (in-process: (no-op plugin − none) / 2 calls per request)",
+			value: d.Round(10 * time.Nanosecond).String(), limit: "≤ 2µs", have: ok1 && ok2, ok: d <= 2*time.Microsecond})
+	}
+	{
+		gw, ok1 := b.inproc.value("BenchmarkGateway/basic", "allocs/op")
+		bl, ok2 := b.inproc.value("BenchmarkGateway/baseline", "allocs/op")
+		out = append(out, check{name: "allocations over the baseline, Basic key path (in-process)",
+			value: fmt.Sprintf("%.0f", gw-bl), limit: "≤ 8", have: ok1 && ok2, ok: gw-bl <= 8})
+	}
 	atMost("refused 401: CPU per request, vs forwarding with a key", b.row("401"), basic, cpuRatio, 1, true)
 	atMost("refused 429: CPU per request, vs forwarding with a key", b.row("429"), basic, cpuRatio, 1, true)
 
@@ -290,4 +329,92 @@ func machine() string {
 		}
 	}
 	return fmt.Sprintf("%s, %d CPUs online%s, %s, %s %s/%s", model, cpus, memTotal, kernel, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+// reportPeers compares Gatehouse's rows with each peer, per proxy core:
+// above 1, Gatehouse does more with one core.
+func (b *bench) reportPeers(p func(string, ...any)) {
+	var ran []*row
+	for _, r := range b.rows {
+		if r.peer && len(r.rounds) > 0 {
+			ran = append(ran, r)
+		}
+	}
+	if len(ran) == 0 {
+		return
+	}
+	public, basic := b.row("public"), b.row("basic")
+	p("\n### Gatehouse per proxy core, against each peer\n\n")
+	p("Requests per second per proxy core of the Gatehouse row, divided by the peer's (within each round; median).\n\n")
+	p("| peer | peer CPU µs/req | gatehouse, public path | gatehouse, Basic key + quotas |\n|---|---:|---:|---:|\n")
+	f := func(a, r *row) string {
+		if v, ok := ratio(a, r, perCore); ok {
+			return fmt.Sprintf("%.2f", v)
+		}
+		return "—"
+	}
+	for _, r := range ran {
+		p("| %s | %.1f | %s | %s |\n", r.name, r.median(func(m measurement) float64 { return float64(m.cpuPerReq) / 1e3 }),
+			f(public, r), f(basic, r))
+	}
+}
+
+// reportGC shows each gateway's stop-the-world GC pauses during the rounds
+// (from its /metrics) and, with --go-bench, the in-process GC cycle of the
+// key index alone.
+func (b *bench) reportGC(p func(string, ...any)) {
+	small, ns, ok1 := b.gc["small"].meanPause()
+	large, nl, ok2 := b.gc["large"].meanPause()
+	_, inproc := b.inproc["BenchmarkGCCycle/keys=10"]
+	if !ok1 && !ok2 && !inproc {
+		return
+	}
+	p("\n### Garbage collector\n\n| measure | 10 keys | %s keys |\n|---|---:|---:|\n", thousands(b.mem.largeKeys))
+	v := func(ok bool, s string) string {
+		if ok {
+			return s
+		}
+		return "—"
+	}
+	if ok1 || ok2 {
+		p("| gateway: GC cycles during the rounds | %s | %s |\n", v(ok1, fmt.Sprintf("%.0f", ns)), v(ok2, fmt.Sprintf("%.0f", nl)))
+		p("| gateway: mean stop-the-world pause (`go_gc_duration_seconds`) | %s | %s |\n",
+			v(ok1, small.Round(100*time.Nanosecond).String()), v(ok2, large.Round(100*time.Nanosecond).String()))
+	}
+	for _, m := range []struct{ unit, name string }{
+		{"gc-cpu-µs/cycle", "key index alone, in-process: GC CPU per forced cycle (µs)"},
+		{"pause-µs/stw", "key index alone, in-process: mean stop-the-world pause (µs)"},
+	} {
+		a, okA := b.inproc.value("BenchmarkGCCycle/keys=10", m.unit)
+		c, okC := b.inproc.value("BenchmarkGCCycle/keys=1000000", m.unit)
+		if okA || okC {
+			p("| %s | %s | %s (1,000,000 keys) |\n", m.name, v(okA, fmt.Sprintf("%.0f", a)), v(okC, fmt.Sprintf("%.0f", c)))
+		}
+	}
+}
+
+// reportPaired shows the latency runs of two rows at the same time.
+func (b *bench) reportPaired(p func(string, ...any)) {
+	var ran []*pairedRun
+	for _, r := range b.paired {
+		if r != nil && len(r.rounds) > 0 {
+			ran = append(ran, r)
+		}
+	}
+	if len(ran) == 0 {
+		return
+	}
+	p("\n### Paired latency\n\n")
+	p("Two open loops at %.0f req/s each, at the same time, to two proxies pinned to the same CPU: "+
+		"a stall of the machine delays both, so the ratio of their p99 (within a round; median) leaves out most of the machine's own noise; "+
+		"when that noise is far larger than the proxies' difference, the ratio tends to 1.\n\n", b.cfg.rate)
+	p("| rows | p99 ms, first (median) | p99 ms, second (median) | ratio |\n|---|---:|---:|---:|\n")
+	for _, r := range ran {
+		var xa, xb []float64
+		for _, v := range r.rounds {
+			xa, xb = append(xa, float64(v[0])), append(xb, float64(v[1]))
+		}
+		v, _ := b.pairedRatio(r.a, r.b)
+		p("| %s / %s | %s | %s | %.2f |\n", b.row(r.a).name, b.row(r.b).name, ms(median(xa)), ms(median(xb)), v)
+	}
 }

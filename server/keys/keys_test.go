@@ -2,7 +2,12 @@ package keys
 
 import (
 	"fmt"
+	"math"
+	"reflect"
 	"runtime"
+	"runtime/metrics"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -71,29 +76,60 @@ func TestKeyRules(t *testing.T) {
 	}
 }
 
+// TestConcurrentReadsAndWrites runs readers against writers that add,
+// replace and delete keys (run it with -race): a reader sees either a whole
+// old key or a whole new one.
 func TestConcurrentReadsAndWrites(t *testing.T) {
 	t.Parallel()
 	ix := NewIndex()
+	for i := range 100 {
+		ix.PutAPIKey(apiKey(fmt.Sprint("stable", i)))
+	}
 	var wg sync.WaitGroup
 	for w := range 4 {
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
 			for i := range 500 {
-				ix.Put(FromAPIKey(apiKey(fmt.Sprintf("k%d-%d", w, i))))
+				id := fmt.Sprintf("k%d-%d", w, i)
+				ix.Put(FromAPIKey(apiKey(id)))
+				ix.PutAPIKey(apiKey(id, func(k *gatehouse.APIKey) { k.ClientSecret = "secret-" + id + "-2" }))
+				if i%2 == 1 {
+					ix.Delete(id)
+				}
 			}
 		}()
 		go func() {
 			defer wg.Done()
 			for i := range 500 {
-				ix.Get(fmt.Sprintf("k%d-%d", w, i))
+				id := fmt.Sprintf("k%d-%d", w, i)
+				if k, ok := ix.Get(id); ok && k.Secret != "secret-"+id && k.Secret != "secret-"+id+"-2" {
+					t.Errorf("%s: torn key %+v", id, k)
+				}
+				if k, ok := ix.Get(fmt.Sprint("stable", i%100)); !ok || !k.InGroup("g") {
+					t.Errorf("stable key lost during writes: %+v", k)
+				}
 			}
 		}()
 	}
 	wg.Wait()
-	if ix.Len() != 2000 {
-		t.Errorf("len %d, want 2000", ix.Len())
+	if ix.Len() != 1100 {
+		t.Errorf("len %d, want 1100", ix.Len())
 	}
+}
+
+// realisticIndex holds n keys shaped like real ones: a 16-char id, a
+// 64-char secret, one group.
+func realisticIndex(n int) *Index {
+	ix := NewIndex()
+	src := gatehouse.DefaultAPIKey()
+	src.AuthorizedEntities = []string{"group_0123456789abcdef"}
+	for i := range n {
+		src.ClientID = fmt.Sprintf("%016x", i)
+		src.ClientSecret = fmt.Sprintf("%064x", i)
+		ix.PutAPIKey(&src)
+	}
+	return ix
 }
 
 // BenchmarkIndexMemory reports the heap the index holds per key at 1,000,000
@@ -104,14 +140,7 @@ func BenchmarkIndexMemory(b *testing.B) {
 		runtime.GC()
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
-		ix := NewIndex()
-		src := gatehouse.DefaultAPIKey()
-		src.AuthorizedEntities = []string{"group_0123456789abcdef"}
-		for i := range n {
-			src.ClientID = fmt.Sprintf("%016x", i)
-			src.ClientSecret = fmt.Sprintf("%064x", i)
-			ix.PutAPIKey(&src)
-		}
+		ix := realisticIndex(n)
 		runtime.GC()
 		runtime.ReadMemStats(&after)
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "bytes/key")
@@ -142,33 +171,274 @@ func BenchmarkGet(b *testing.B) {
 	}
 }
 
-// TestHashCollision drives the overflow path directly: two client ids that
-// share a map slot's hash must both be found, replaced and deleted.
+// TestHashCollision drives colliding hashes directly: client ids that share
+// a hash, and so a home slot, must all be found, replaced and deleted, and
+// deleting one must not hide the others behind it in the probe sequence.
 func TestHashCollision(t *testing.T) {
+	t.Parallel()
 	ix := NewIndex()
 	s := &ix.shards[0]
-	const h = 42
-	a := s.store(&Key{ClientID: "a", Secret: "1", Enabled: true}, nil)
-	b := s.store(&Key{ClientID: "b", Secret: "2", Enabled: true}, nil)
-	s.put(h, a)
-	s.put(h, b) // same hash, other id: overflow
+	const h = 42 << 32
+	ids := []string{"a", "b", "c", "d", "e", "f", "g", "h", "i"} // more than a table of 8 holds: it grows
+	for i, id := range ids {
+		s.put(h, &Key{ClientID: id, Secret: fmt.Sprint(i), Enabled: true}, nil)
+	}
 	get := func(id string) *Key {
-		k := s.m[h]
-		if k == nil || k.ClientID != id {
-			k = s.overflow[id]
+		if _, r, ok := s.find(h, id); ok {
+			return s.cachedKey(r)
 		}
-		return k
+		return nil
 	}
-	if get("a") != a || get("b") != b {
-		t.Fatalf("colliding ids not both found")
+	for i, id := range ids {
+		if k := get(id); k == nil || k.Secret != fmt.Sprint(i) {
+			t.Fatalf("colliding id %q: got %+v", id, k)
+		}
 	}
-	b2 := s.store(&Key{ClientID: "b", Secret: "3", Enabled: true}, nil)
-	s.put(h, b2)
-	if get("b").Secret != "3" || get("a") != a {
-		t.Fatalf("replacing an overflowed key")
+	s.put(h, &Key{ClientID: "e", Secret: "new", Enabled: true}, nil)
+	if k := get("e"); k == nil || k.Secret != "new" || s.count != len(ids) {
+		t.Fatalf("replacing a colliding key: %+v, count %d", k, s.count)
 	}
-	delete(s.m, h) // what Delete("a") does
-	if get("b") == nil {
-		t.Fatal("overflowed key lost when the slot's owner left")
+	for _, id := range []string{"a", "c", "i"} {
+		i, r, ok := s.find(h, id)
+		if !ok {
+			t.Fatalf("%q not found before delete", id)
+		}
+		s.removeSlot(i)
+		s.release(r)
 	}
+	for _, id := range ids {
+		deleted := id == "a" || id == "c" || id == "i"
+		if k := get(id); (k == nil) != deleted {
+			t.Errorf("after deleting a, c, i: %q found = %v", id, k != nil)
+		}
+	}
+}
+
+// TestTableWraps deletes keys whose probe sequences wrap around the end of
+// the table, where backward-shift deletion is easiest to get wrong.
+func TestTableWraps(t *testing.T) {
+	t.Parallel()
+	ix := NewIndex()
+	s := &ix.shards[0]
+	for i := range 6 { // a table of 8 slots; homes 6 and 7 wrap to 0, 1, ...
+		s.put(uint64(6+i%2)<<32, &Key{ClientID: fmt.Sprint("w", i)}, nil)
+	}
+	if len(s.slots) != 8 {
+		t.Fatalf("table of %d slots, want 8", len(s.slots))
+	}
+	for _, del := range []int{0, 3} {
+		id := fmt.Sprint("w", del)
+		i, r, ok := s.find(uint64(6+del%2)<<32, id)
+		if !ok {
+			t.Fatalf("%s not found", id)
+		}
+		s.removeSlot(i)
+		s.release(r)
+	}
+	for i := range 6 {
+		_, _, ok := s.find(uint64(6+i%2)<<32, fmt.Sprint("w", i))
+		if want := i != 0 && i != 3; ok != want {
+			t.Errorf("w%d found = %v, want %v", i, ok, want)
+		}
+	}
+}
+
+// TestEmptyKeyAfterCompaction: a key whose blob is empty survives a
+// compaction that leaves no live bytes, hence no chunk.
+func TestEmptyKeyAfterCompaction(t *testing.T) {
+	t.Parallel()
+	ix := NewIndex()
+	s := &ix.shards[0]
+	s.put(1<<32, &Key{Enabled: true}, nil)
+	s.put(2<<32, &Key{ClientID: "big", Secret: strings.Repeat("x", 4*minChunk)}, nil)
+	i, r, _ := s.find(2<<32, "big")
+	s.removeSlot(i)
+	s.release(r)
+	s.compactIfSparse()
+	if len(s.chunks) != 0 {
+		t.Fatalf("%d chunks left, want none", len(s.chunks))
+	}
+	if _, r, ok := s.find(1<<32, ""); !ok || !s.cachedKey(r).Enabled {
+		t.Fatal("the empty key was lost")
+	}
+}
+
+// TestSameKeyUntilReplaced: the auth package trusts a verified JWT only while
+// Get returns the very *Key that verified it, so Get must keep returning it,
+// and must return another after any change, including delete and re-create.
+func TestSameKeyUntilReplaced(t *testing.T) {
+	t.Parallel()
+	ix := NewIndex()
+	ix.PutAPIKey(apiKey("a"))
+	k1, _ := ix.Get("a")
+	if k2, _ := ix.Get("a"); k2 != k1 {
+		t.Fatal("two Gets of an unchanged key returned different *Key")
+	}
+	ix.PutAPIKey(apiKey("a", func(k *gatehouse.APIKey) { k.Enabled = false }))
+	k3, _ := ix.Get("a")
+	if k3 == k1 || k3.Enabled || k1.Secret != "secret-a" || !k1.Enabled {
+		t.Fatalf("after a replacement: same pointer %v, new enabled %v, old changed %+v", k3 == k1, k3.Enabled, k1)
+	}
+	ix.Delete("a")
+	ix.PutAPIKey(apiKey("a"))
+	if k4, _ := ix.Get("a"); k4 == k3 || k4 == k1 || !k4.Enabled {
+		t.Fatal("delete and re-create returned an earlier *Key")
+	}
+}
+
+// TestFieldsRoundTrip: every field survives the pointer-free encoding,
+// including long secrets and many entities.
+func TestFieldsRoundTrip(t *testing.T) {
+	t.Parallel()
+	ix := NewIndex()
+	until := int64(1_700_000_000_000)
+	long := strings.Repeat("s", 70_000) // longer than a chunk
+	ents := []string{"group_g", "service_s", "group_" + strings.Repeat("x", 200)}
+	in := apiKey("full", func(k *gatehouse.APIKey) {
+		k.ClientSecret = long
+		k.AuthorizedEntities = ents
+		k.ThrottlingQuota, k.DailyQuota, k.MonthlyQuota = 7, 8, 9
+		k.ValidUntil = &until
+		k.AllowClientIDOnly, k.ReadOnly = true, true
+	})
+	ix.PutAPIKey(in)
+	ix.Put(&Key{ClientID: "bare"})
+	want := Key{ClientID: "full", Secret: long, Entities: ents, Throttling: 7, Daily: 8, Monthly: 9,
+		ValidUntil: until, Enabled: true, AllowClientIDOnly: true, ReadOnly: true}
+	got, ok := ix.Get("full")
+	if !ok || !reflect.DeepEqual(*got, want) {
+		t.Errorf("Get(full) = %+v, want %+v", got, want)
+	}
+	if got, ok := ix.Get("bare"); !ok || !reflect.DeepEqual(*got, Key{ClientID: "bare"}) {
+		t.Errorf("Get(bare) = %+v", got)
+	}
+	if _, ok := ix.Get("ful"); ok {
+		t.Error("a prefix of a client id was found")
+	}
+}
+
+// TestChurnKeepsKeys deletes and re-creates keys (with new secrets) until
+// every shard has compacted several times, then checks every key.
+func TestChurnKeepsKeys(t *testing.T) {
+	t.Parallel()
+	ix := NewIndex()
+	const n = 20_000
+	secret := make([]string, n)
+	for i := range n {
+		secret[i] = fmt.Sprint("s0-", i)
+		ix.PutAPIKey(apiKey(fmt.Sprint("k", i), func(k *gatehouse.APIKey) { k.ClientSecret = secret[i] }))
+	}
+	for round := 1; round <= 10; round++ {
+		for i := round % 3; i < n; i += 3 {
+			id := fmt.Sprint("k", i)
+			if i%2 == 0 {
+				ix.Delete(id)
+			}
+			secret[i] = fmt.Sprint("s", round, "-", i)
+			ix.PutAPIKey(apiKey(id, func(k *gatehouse.APIKey) { k.ClientSecret = secret[i] }))
+		}
+	}
+	if ix.Len() != n {
+		t.Fatalf("Len = %d, want %d", ix.Len(), n)
+	}
+	for i := range n {
+		if k, ok := ix.Get(fmt.Sprint("k", i)); !ok || k.Secret != secret[i] || !k.InGroup("g") {
+			t.Fatalf("k%d = %+v, %v; want secret %q", i, k, ok, secret[i])
+		}
+	}
+}
+
+// BenchmarkGCCycle forces garbage collections with an index of 10 and of
+// 1,000,000 keys alive and reports, per cycle, the GC's CPU time (the mark
+// work a big heap of pointers makes every cycle dearer) and its
+// stop-the-world pauses, both from runtime/metrics.
+func BenchmarkGCCycle(b *testing.B) {
+	for _, n := range []int{10, 1_000_000} {
+		b.Run(fmt.Sprintf("keys=%d", n), func(b *testing.B) {
+			ix := realisticIndex(n)
+			runtime.GC()
+			before := gcMetrics()
+			b.ResetTimer()
+			for range b.N {
+				runtime.GC()
+			}
+			b.StopTimer()
+			after := gcMetrics()
+			cycles := float64(after.cycles - before.cycles)
+			b.ReportMetric((after.cpu-before.cpu)/cycles*1e6, "gc-cpu-µs/cycle")
+			pauses := after.pauses.sub(before.pauses)
+			b.ReportMetric(pauses.mean()*1e6, "pause-µs/stw")
+			b.ReportMetric(pauses.max()*1e6, "max-pause-µs")
+			runtime.KeepAlive(ix)
+		})
+	}
+}
+
+type gcSample struct {
+	cycles uint64
+	cpu    float64
+	pauses pauseHist
+}
+
+type pauseHist struct {
+	counts  []uint64
+	buckets []float64
+}
+
+func gcMetrics() gcSample {
+	ms := []metrics.Sample{
+		{Name: "/gc/cycles/total:gc-cycles"},
+		{Name: "/cpu/classes/gc/total:cpu-seconds"},
+		{Name: "/sched/pauses/total/gc:seconds"},
+	}
+	metrics.Read(ms)
+	h := ms[2].Value.Float64Histogram()
+	return gcSample{
+		cycles: ms[0].Value.Uint64(),
+		cpu:    ms[1].Value.Float64(),
+		pauses: pauseHist{counts: slices.Clone(h.Counts), buckets: h.Buckets},
+	}
+}
+
+func (h pauseHist) sub(o pauseHist) pauseHist {
+	d := pauseHist{counts: slices.Clone(h.counts), buckets: h.buckets}
+	for i := range d.counts {
+		d.counts[i] -= o.counts[i]
+	}
+	return d
+}
+
+// mean estimates the mean pause from bucket midpoints (the last bucket's
+// lower bound when unbounded).
+func (h pauseHist) mean() float64 {
+	var sum float64
+	var n uint64
+	for i, c := range h.counts {
+		lo, hi := h.buckets[i], h.buckets[i+1]
+		if math.IsInf(hi, 1) {
+			hi = lo
+		}
+		if math.IsInf(lo, -1) {
+			lo = 0
+		}
+		sum += float64(c) * (lo + hi) / 2
+		n += c
+	}
+	if n == 0 {
+		return 0
+	}
+	return sum / float64(n)
+}
+
+// max is the upper bound of the highest bucket with a pause in it.
+func (h pauseHist) max() float64 {
+	for i := len(h.counts) - 1; i >= 0; i-- {
+		if h.counts[i] > 0 {
+			if hi := h.buckets[i+1]; !math.IsInf(hi, 1) {
+				return hi
+			}
+			return h.buckets[i]
+		}
+	}
+	return 0
 }
