@@ -104,6 +104,10 @@ func newRouter(b Backend, logs io.Writer) *mux.Router {
 			io.WriteString(w, "gatehouse_counter_flushes_total 3\n")
 		}),
 		Logger: slog.New(slog.NewTextHandler(logs, nil)),
+		Nodes: func() []ClusterNode {
+			return []ClusterNode{{Name: "leader-1", Role: "leader", Address: "127.0.0.1:9000", Revision: 3,
+				LastSeen: 1767225600000, Leader: "connected", Redis: "connected"}}
+		},
 	})
 	return r
 }

@@ -215,3 +215,16 @@ func TestOpenAPIDocument(t *testing.T) {
 		t.Fatalf("walked only %d routes", len(routes))
 	}
 }
+
+// TestClusterNodesRoute: a leader lists its nodes in the shape the document
+// gives (send checks the answer against it), behind the admin key.
+func TestClusterNodesRoute(t *testing.T) {
+	a := newTestAPI(t)
+	r := a.do("GET", "/api/cluster/nodes", "", "")
+	if r.status != http.StatusOK || !strings.Contains(string(r.body), `"name":"leader-1"`) {
+		t.Fatalf("GET /api/cluster/nodes: %d %s", r.status, r.body)
+	}
+	if r := a.send("GET", "/api/cluster/nodes", "", nil, false); r.status != http.StatusUnauthorized {
+		t.Fatalf("without a key: %d", r.status)
+	}
+}
