@@ -155,7 +155,7 @@ func (g *Gateway) observe(x *exchange, r *http.Request, status int, service stri
 	}
 	rec := requestRecord{
 		start: x.start, end: end, reqID: x.reqID, trace: x.trace,
-		method: r.Method, host: r.Host, path: x.path, status: status, service: service,
+		method: r.Method, host: hostOnly(r.Host), path: x.path, status: status, service: service,
 		upstream: x.upstreamDur, bytesOut: x.sw.written, errMsg: x.errMsg,
 	}
 	rec.proxy = end.Sub(x.start) - x.upstreamDur
