@@ -1,6 +1,10 @@
 package gatehouse
 
-import "encoding/json"
+import (
+	"encoding/json"
+
+	"golang.org/x/crypto/bcrypt"
+)
 
 // AuditEntry is one line of the tamper-evident audit log (contract section
 // 14). Hash chains it to the entry before it: see store's audit.go.
@@ -64,4 +68,18 @@ func CheckPassword(pw string) error {
 		return Invalid("password", "must be %d to %d bytes long", MinPassword, MaxPassword)
 	}
 	return nil
+}
+
+// HashPassword checks a new password's length (bcrypt reads 72 bytes at
+// most) and returns its bcrypt hash: the one way the admin API and the
+// dashboard store a password someone chose.
+func HashPassword(pw string) (string, error) {
+	if err := CheckPassword(pw); err != nil {
+		return "", err
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
+	if err != nil {
+		return "", err
+	}
+	return string(h), nil
 }

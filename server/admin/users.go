@@ -5,7 +5,6 @@ import (
 	"net/http"
 
 	"github.com/gorilla/mux"
-	"golang.org/x/crypto/bcrypt"
 
 	"gatehouse"
 )
@@ -23,18 +22,6 @@ type UserStore interface {
 }
 
 type userAPI struct{ users UserStore }
-
-// HashPassword checks a new password's length and returns its bcrypt hash.
-func HashPassword(pw string) (string, error) {
-	if err := gatehouse.CheckPassword(pw); err != nil {
-		return "", err
-	}
-	h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
-	if err != nil {
-		return "", err
-	}
-	return string(h), nil
-}
 
 func (h *userAPI) list(w http.ResponseWriter, r *http.Request) error {
 	p, err := parsePage(r)
@@ -61,7 +48,7 @@ func (h *userAPI) create(w http.ResponseWriter, r *http.Request) error {
 	if err := u.Validate(); err != nil {
 		return err
 	}
-	hash, err := HashPassword(u.Password)
+	hash, err := gatehouse.HashPassword(u.Password)
 	if err != nil {
 		return err
 	}
@@ -108,7 +95,7 @@ func (h *userAPI) patch(w http.ResponseWriter, r *http.Request) error {
 	}
 	hash := ""
 	if u.Password != "" {
-		if hash, err = HashPassword(u.Password); err != nil {
+		if hash, err = gatehouse.HashPassword(u.Password); err != nil {
 			return err
 		}
 	}

@@ -106,7 +106,7 @@ func (d *Dashboard) handleUserCreate(w http.ResponseWriter, r *http.Request) {
 	if err := u.Validate(); err != nil {
 		f.Errors[fieldOf(err)] = gatehouse.AsError(err).Message
 	}
-	hash, err := hashPassword(r.PostFormValue("password"))
+	hash, err := gatehouse.HashPassword(r.PostFormValue("password"))
 	if err != nil {
 		f.Errors["password"] = gatehouse.AsError(err).Message
 	}
@@ -164,7 +164,7 @@ func (d *Dashboard) handlePassword(w http.ResponseWriter, r *http.Request) {
 	if bcrypt.CompareHashAndPassword([]byte(cur), []byte(r.PostFormValue("current"))) != nil {
 		errs["current"] = "This is not your current password."
 	}
-	hash, err := hashPassword(r.PostFormValue("password"))
+	hash, err := gatehouse.HashPassword(r.PostFormValue("password"))
 	if err != nil {
 		errs["password"] = gatehouse.AsError(err).Message
 	}
@@ -179,19 +179,6 @@ func (d *Dashboard) handlePassword(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d.done(w, r, views.PasswordURL(), "Password changed.")
-}
-
-// hashPassword checks a new password's length (bcrypt reads 72 bytes at
-// most) and hashes it.
-func hashPassword(pw string) (string, error) {
-	if err := gatehouse.CheckPassword(pw); err != nil {
-		return "", err
-	}
-	h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
-	if err != nil {
-		return "", err
-	}
-	return string(h), nil
 }
 
 func fieldOf(err error) string {
