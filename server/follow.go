@@ -8,6 +8,7 @@ import (
 
 	"gatehouse"
 	"gatehouse/plugins"
+	"gatehouse/server/auth"
 	"gatehouse/server/keys"
 	"gatehouse/server/route"
 	"gatehouse/store"
@@ -39,7 +40,8 @@ func (f *follower) Prepare(ctx context.Context, v *store.View, cs []gatehouse.Ch
 		key   *gatehouse.APIKey // nil: the key is gone
 		reset bool
 	}
-	var reload []*keys.Key // a cluster snapshot: every key, as it is now
+	var reload []*keys.Key      // a cluster snapshot: every key, as it is now,
+	var previous *auth.Previous // and every previous secret
 	keys := map[string]*keyChange{}
 	catalog := false
 	for _, c := range cs {
@@ -48,6 +50,10 @@ func (f *follower) Prepare(ctx context.Context, v *store.View, cs []gatehouse.Ch
 			catalog = true
 			var err error
 			if reload, err = allKeys(ctx, v); err != nil {
+				return nil, err
+			}
+			previous = auth.NewPrevious()
+			if err := v.ScanPreviousSecrets(ctx, s.cfg.Now().UnixMilli(), previous.Set); err != nil {
 				return nil, err
 			}
 		case gatehouse.KindAPIKey:
@@ -82,6 +88,9 @@ func (f *follower) Prepare(ctx context.Context, v *store.View, cs []gatehouse.Ch
 	return func() {
 		for _, k := range reload {
 			s.keys.Put(k)
+		}
+		if previous != nil {
+			s.previous.Replace(previous)
 		}
 		for id, kc := range keys {
 			if kc.key == nil {

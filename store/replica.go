@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -30,19 +31,105 @@ type ReplicaRevision struct {
 }
 
 // ReplicaEntity is an entity's state as the leader has it; none of
-// Group, Service, APIKey and Plugin is set when it is gone.
+// Group, Service, Key and Plugin is set when it is gone. Keys, the one
+// entity there are a million of, travel as their rows (ReplicaKey), which
+// the replication codec writes in binary: Key has no JSON form.
 type ReplicaEntity struct {
 	Kind    string             `json:"kind"`
 	ID      string             `json:"id"`
 	Group   *gatehouse.Group   `json:"group,omitempty"`
 	Service *gatehouse.Service `json:"service,omitempty"`
-	APIKey  *gatehouse.APIKey  `json:"apikey,omitempty"`
+	Key     *ReplicaKey        `json:"-"`
 	Plugin  *gatehouse.Plugin  `json:"plugin,omitempty"`
 	Wasm    []byte             `json:"wasm,omitempty"`
 }
 
 func (e *ReplicaEntity) gone() bool {
-	return e.Group == nil && e.Service == nil && e.APIKey == nil && e.Plugin == nil
+	return e.Group == nil && e.Service == nil && e.Key == nil && e.Plugin == nil
+}
+
+// ReplicaKey is an API key as its row holds it, its secrets in clear:
+// the JSON columns (authorizedEntities, metadata, tags) are copied as
+// they are, never decoded, and the previous secret of a rotation travels
+// with the key so that workers accept it too.
+type ReplicaKey struct {
+	ClientID, Secret, Name, Description string
+	Enabled, ClientIDOnly, ReadOnly     bool
+	Throttling, Daily, Monthly          int64
+	ValidUntil                          *int64 // epoch ms
+	Entities, Metadata, Tags            string // JSON text, as stored
+	RotationEnabled                     bool
+	RotationEvery, RotationGrace        int64  // hours
+	PreviousSecret                      string // "" when none
+	PreviousUntil, RotatedAt            *int64 // epoch ms
+}
+
+// replicaKeyCols is every column of an apikeys row but client_id and seq,
+// in the order of ReplicaKey's fields after ClientID.
+const replicaKeyCols = keyCols + ", previous_secret, previous_valid_until, rotated_at"
+
+const replicaKeySelect = "SELECT client_id, " + replicaKeyCols + " FROM apikeys"
+
+// scanReplicaKey reads a row of "SELECT client_id, "+replicaKeyCols,
+// opening its secrets.
+func scanReplicaKey(r rowScanner, box *secretBox) (ReplicaKey, error) {
+	var k ReplicaKey
+	var until, prevUntil, rotated sql.NullInt64
+	var prev sql.NullString
+	if err := r.Scan(&k.ClientID, &k.Secret, &k.Name, &k.Description, &k.Enabled, &k.ClientIDOnly, &k.ReadOnly,
+		&k.Throttling, &k.Daily, &k.Monthly, &until, &k.Entities, &k.Metadata, &k.Tags,
+		&k.RotationEnabled, &k.RotationEvery, &k.RotationGrace, &prev, &prevUntil, &rotated); err != nil {
+		return k, err
+	}
+	k.ValidUntil, k.PreviousUntil, k.RotatedAt = nullInt(until), nullInt(prevUntil), nullInt(rotated)
+	var err error
+	if k.Secret, err = box.open(k.Secret); err != nil {
+		return k, err
+	}
+	if prev.Valid {
+		if k.PreviousSecret, err = box.open(prev.String); err != nil {
+			return k, err
+		}
+	}
+	return k, nil
+}
+
+func nullInt(v sql.NullInt64) *int64 {
+	if !v.Valid {
+		return nil
+	}
+	return &v.Int64
+}
+
+// rowArgs is the key's column values for "INSERT INTO apikeys (client_id,
+// seq, "+replicaKeyCols+")", its secrets sealed with box. The JSON columns
+// are checked first: a row that this file could not read back is refused.
+func (k *ReplicaKey) rowArgs(seq int64, box *secretBox) ([]any, error) {
+	for _, c := range [...]struct{ name, v string }{{"authorizedEntities", k.Entities}, {"metadata", k.Metadata}, {"tags", k.Tags}} {
+		if !json.Valid([]byte(c.v)) {
+			return nil, fmt.Errorf("api key %s: %s is not JSON", k.ClientID, c.name)
+		}
+	}
+	secret, err := box.seal(k.Secret)
+	if err != nil {
+		return nil, err
+	}
+	var prev any
+	if k.PreviousSecret != "" {
+		if prev, err = box.seal(k.PreviousSecret); err != nil {
+			return nil, err
+		}
+	}
+	return []any{k.ClientID, seq, secret, k.Name, k.Description, k.Enabled, k.ClientIDOnly, k.ReadOnly,
+		k.Throttling, k.Daily, k.Monthly, intArg(k.ValidUntil), k.Entities, k.Metadata, k.Tags,
+		k.RotationEnabled, k.RotationEvery, k.RotationGrace, prev, intArg(k.PreviousUntil), intArg(k.RotatedAt)}, nil
+}
+
+func intArg(v *int64) any {
+	if v == nil {
+		return nil
+	}
+	return *v
 }
 
 // ErrNoChanges means the leader no longer holds the changes a reader asks
@@ -131,10 +218,12 @@ func readEntity(ctx context.Context, q querier, box *secretBox, kind, id string)
 			e.Service = &sv
 		}
 	case gatehouse.KindAPIKey:
-		var k gatehouse.APIKey
-		if k, err = getAPIKey(ctx, q, box, id); err == nil {
-			e.APIKey = &k
+		var k ReplicaKey
+		k, err = scanReplicaKey(q.QueryRowContext(ctx, replicaKeySelect+" WHERE client_id = ?", id), box)
+		if errors.Is(err, sql.ErrNoRows) {
+			return e, nil
 		}
+		e.Key = &k
 	case gatehouse.KindPlugin:
 		var p gatehouse.Plugin
 		if p, err = getPlugin(ctx, q, id); err == nil {
@@ -201,18 +290,18 @@ func (s *Store) Snapshot(ctx context.Context, head func(rev int64) error, emit f
 				return err
 			}
 		}
-		ks, err := tx.QueryContext(ctx, keySelect+" ORDER BY seq")
+		ks, err := tx.QueryContext(ctx, replicaKeySelect+" ORDER BY seq")
 		if err != nil {
 			return fmt.Errorf("snapshot apikeys: %w", err)
 		}
 		defer ks.Close()
 		e := ReplicaEntity{Kind: gatehouse.KindAPIKey}
 		for ks.Next() {
-			k, err := scanKey(ks, s.box())
+			k, err := scanReplicaKey(ks, s.box())
 			if err != nil {
 				return fmt.Errorf("snapshot apikeys: %w", err)
 			}
-			e.ID, e.APIKey = k.ClientID, &k
+			e.ID, e.Key = k.ClientID, &k
 			if err := emit(&e); err != nil {
 				return err
 			}
@@ -229,14 +318,15 @@ type replicaWriter struct {
 	seq                                         map[string]int64
 	empty                                       bool // the tables were emptied: nothing to replace
 
-	// Batches of a snapshot's keys and their entities, and the statements
-	// that insert a whole batch.
-	keyArgs, entArgs   []any
-	keyBatch, entBatch *sql.Stmt
+	// A snapshot's keys are batched, a statement for many rows; their
+	// authorizedEntities rows are derived from the keys in one statement
+	// at the end (fillEntities).
+	keyArgs  []any
+	keyBatch *sql.Stmt
 }
 
-// keyRowArgs is the values of one apikeys row: client_id, seq and keyCols.
-var keyRowArgs = strings.Count(keyCols, ",") + 3
+// keyRowArgs is the values of one apikeys row: client_id, seq and replicaKeyCols.
+var keyRowArgs = strings.Count(replicaKeyCols, ",") + 3
 
 // keyPlaceholders is the VALUES of n apikeys rows.
 func keyPlaceholders(n int) string {
@@ -244,41 +334,34 @@ func keyPlaceholders(n int) string {
 	return strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
 }
 
-// keyUpdates sets every column of keyCols from the row an upsert brings.
+// keyUpdates sets every column of replicaKeyCols from the row an upsert brings.
 func keyUpdates() string {
 	var sets []string
-	for _, c := range strings.Split(keyCols, ",") {
+	for _, c := range strings.Split(replicaKeyCols, ",") {
 		c = strings.TrimSpace(c)
 		sets = append(sets, c+" = excluded."+c)
 	}
 	return strings.Join(sets, ", ")
 }
 
-// Batch sizes: 100 keys of about 20 columns and 400 entities of 2 stay far below
-// SQLite's 32,766 parameters.
-const (
-	keyBatchRows = 100
-	entBatchRows = 400
-)
+// keyBatchRows keys of 21 columns stay far below SQLite's 32,766 parameters.
+const keyBatchRows = 200
 
-func (w *replicaWriter) batchKey(ctx context.Context, id string, row keyRow) error {
-	w.keyArgs = append(append(w.keyArgs, id, w.next("apikeys")), row.args...)
-	for _, e := range row.entities {
-		w.entArgs = append(w.entArgs, id, e)
-	}
+func (w *replicaWriter) batchKey(ctx context.Context, args []any) error {
+	w.keyArgs = append(w.keyArgs, args...)
 	if len(w.keyArgs) >= keyBatchRows*keyRowArgs {
 		return w.flush(ctx)
 	}
 	return nil
 }
 
-// flush writes the batched keys, then their entities: whole batches with
-// one statement each, what is left row by row.
+// flush writes the batched keys: a whole batch with one statement, what is
+// left row by row.
 func (w *replicaWriter) flush(ctx context.Context) error {
 	var err error
 	if len(w.keyArgs) == keyBatchRows*keyRowArgs {
 		if w.keyBatch == nil {
-			if w.keyBatch, err = w.tx.PrepareContext(ctx, "INSERT INTO apikeys (client_id, seq, "+keyCols+") VALUES "+
+			if w.keyBatch, err = w.tx.PrepareContext(ctx, "INSERT INTO apikeys (client_id, seq, "+replicaKeyCols+") VALUES "+
 				keyPlaceholders(keyBatchRows)); err != nil {
 				return fmt.Errorf("prepare key batch: %w", err)
 			}
@@ -293,26 +376,18 @@ func (w *replicaWriter) flush(ctx context.Context) error {
 			}
 		}
 	}
+	clear(w.keyArgs) // let the batch's strings go
 	w.keyArgs = w.keyArgs[:0]
-	args := w.entArgs
-	for len(args) >= entBatchRows*2 {
-		if w.entBatch == nil {
-			if w.entBatch, err = w.tx.PrepareContext(ctx, "INSERT OR IGNORE INTO apikey_entities (client_id, entity) VALUES "+
-				strings.TrimSuffix(strings.Repeat("(?, ?), ", entBatchRows), ", ")); err != nil {
-				return fmt.Errorf("prepare entity batch: %w", err)
-			}
-		}
-		if _, err := w.entBatch.ExecContext(ctx, args[:entBatchRows*2]...); err != nil {
-			return fmt.Errorf("insert entity batch: %w", err)
-		}
-		args = args[entBatchRows*2:]
+	return nil
+}
+
+// fillEntities writes the apikey_entities rows of every key from its
+// authorized_entities column, after a snapshot's keys are in.
+func (w *replicaWriter) fillEntities(ctx context.Context) error {
+	if _, err := w.tx.ExecContext(ctx, `INSERT OR IGNORE INTO apikey_entities (client_id, entity)
+		SELECT a.client_id, j.value FROM apikeys a, json_each(a.authorized_entities) j WHERE j.type = 'text'`); err != nil {
+		return fmt.Errorf("snapshot apikey entities: %w", err)
 	}
-	for i := 0; i < len(args); i += 2 {
-		if _, err := w.keyEnt.ExecContext(ctx, args[i], args[i+1]); err != nil {
-			return fmt.Errorf("insert apikey entity: %w", err)
-		}
-	}
-	w.entArgs = w.entArgs[:0]
 	return nil
 }
 
@@ -334,7 +409,7 @@ func newReplicaWriter(ctx context.Context, tx *txn) (*replicaWriter, error) {
 		dst **sql.Stmt
 		q   string
 	}{
-		{&w.key, "INSERT INTO apikeys (client_id, seq, " + keyCols + ") VALUES " + keyPlaceholders(1) +
+		{&w.key, "INSERT INTO apikeys (client_id, seq, " + replicaKeyCols + ") VALUES " + keyPlaceholders(1) +
 			" ON CONFLICT (client_id) DO UPDATE SET " + keyUpdates()},
 		{&w.keyEnt, "INSERT OR IGNORE INTO apikey_entities (client_id, entity) VALUES (?, ?)"},
 		{&w.keyEntDel, "DELETE FROM apikey_entities WHERE client_id = ?"},
@@ -360,7 +435,7 @@ func newReplicaWriter(ctx context.Context, tx *txn) (*replicaWriter, error) {
 }
 
 func (w *replicaWriter) Close() {
-	for _, s := range []*sql.Stmt{w.key, w.keyEnt, w.keyEntDel, w.group, w.service, w.plg, w.keyBatch, w.entBatch} {
+	for _, s := range []*sql.Stmt{w.key, w.keyEnt, w.keyEntDel, w.group, w.service, w.plg, w.keyBatch} {
 		if s != nil {
 			s.Close()
 		}
@@ -392,23 +467,25 @@ func (w *replicaWriter) put(ctx context.Context, e *ReplicaEntity) error {
 		_, err = w.plg.ExecContext(ctx, e.ID, w.next("plugins"), p.Name, wasmSum(e.Wasm), p.ABI,
 			p.MemoryLimitPages, p.TimeoutMs, p.PoolSize, e.Wasm)
 	case gatehouse.KindAPIKey:
-		var row keyRow
-		if row, err = encodeKey(e.APIKey, w.tx.box); err != nil {
+		var args []any
+		if args, err = e.Key.rowArgs(w.next("apikeys"), w.tx.box); err != nil {
 			break
 		}
 		if w.empty {
-			// A snapshot: rows go in batches, a statement for many.
-			err = w.batchKey(ctx, e.ID, row)
+			err = w.batchKey(ctx, args)
 			break
 		}
-		args := append([]any{e.ID, w.next("apikeys")}, row.args...)
 		if _, err = w.key.ExecContext(ctx, args...); err != nil {
 			break
 		}
 		if _, err = w.keyEntDel.ExecContext(ctx, e.ID); err != nil {
 			break
 		}
-		err = writeEntities(ctx, w.keyEnt, e.ID, row.entities)
+		var ents []string
+		if err = json.Unmarshal([]byte(e.Key.Entities), &ents); err != nil {
+			break
+		}
+		err = writeEntities(ctx, w.keyEnt, e.ID, ents)
 	default:
 		return nil // an entity workers do not keep (dashboard users)
 	}
@@ -541,6 +618,9 @@ func (s *Store) ApplySnapshot(ctx context.Context, rev int64, next func() (*Repl
 			delete(old, [2]string{e.Kind, e.ID})
 		}
 		if err := w.flush(ctx); err != nil {
+			return err
+		}
+		if err := w.fillEntities(ctx); err != nil {
 			return err
 		}
 		for k := range old {

@@ -16,9 +16,9 @@ func copySnapshot(t *testing.T, src, dst *Store) {
 	var ents []*ReplicaEntity
 	if err := src.Snapshot(ctx, func(r int64) error { rev = r; return nil }, func(e *ReplicaEntity) error {
 		c := *e
-		if e.APIKey != nil {
-			k := *e.APIKey
-			c.APIKey = &k
+		if e.Key != nil {
+			k := *e.Key
+			c.Key = &k
 		}
 		ents = append(ents, &c)
 		return nil
@@ -115,7 +115,7 @@ func TestReplicaChangesApplyInOrder(t *testing.T) {
 		t.Fatalf("delete a group a key names: %v", err)
 	}
 	revs, ents, err := leader.ReplicaChanges(ctx, from, 100)
-	if err != nil || len(revs) != 2 || len(ents) != 1 || ents[0].APIKey == nil || ents[0].APIKey.ClientName != "renamed" {
+	if err != nil || len(revs) != 2 || len(ents) != 1 || ents[0].Key == nil || ents[0].Key.Name != "renamed" {
 		t.Fatalf("changes after %d: %d revisions, %+v, %v", from, len(revs), ents, err)
 	}
 	if err := worker.ApplyReplicated(ctx, revs, ents); err != nil {
@@ -135,5 +135,67 @@ func TestReplicaChangesApplyInOrder(t *testing.T) {
 	head, _ := leader.Revision(ctx)
 	if _, _, err := leader.ReplicaChanges(ctx, head+3, 100); err != ErrNoChanges {
 		t.Fatalf("changes after a revision the leader never had: %v", err)
+	}
+}
+
+// A rotating key reaches a worker with its previous secret and when that
+// stops, by snapshot and by changes alike; each file seals secrets with its
+// own key (the leader's and the worker's secrets keys differ).
+func TestReplicationCarriesPreviousSecrets(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	leader, worker := newStore(t), newStore(t)
+	for i, s := range []*Store{leader, worker} {
+		key := make([]byte, SecretsKeySize)
+		key[0] = byte(i + 1)
+		must(t, s.UseSecretsKey(ctx, key))
+	}
+	g := gatehouse.Group{ID: "g", Name: "g"}
+	must(t, leader.CreateGroup(ctx, &g))
+	for _, id := range []string{"snap", "poll"} {
+		k := gatehouse.DefaultAPIKey()
+		k.ClientID, k.ClientSecret, k.AuthorizedEntities = id, "first-"+id, []string{"group_g"}
+		must(t, leader.CreateAPIKey(ctx, &k))
+	}
+	if _, err := leader.RotateAPIKey(ctx, "snap", "second-snap", 24); err != nil {
+		t.Fatal(err)
+	}
+	copySnapshot(t, leader, worker)
+	from, _ := worker.Revision(ctx)
+	if _, err := leader.RotateAPIKey(ctx, "poll", "second-poll", 48); err != nil {
+		t.Fatal(err)
+	}
+	revs, ents, err := leader.ReplicaChanges(ctx, from, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, worker.ApplyReplicated(ctx, revs, ents))
+
+	for _, id := range []string{"snap", "poll"} {
+		want, err := leader.GetAPIKey(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := worker.GetAPIKey(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.ClientSecret != "second-"+id || got.PreviousSecret != "first-"+id ||
+			got.PreviousSecretValidUntil == nil || *got.PreviousSecretValidUntil != *want.PreviousSecretValidUntil {
+			t.Errorf("%s on the worker: secret %q, previous %q until %v; the leader's previous is until %d",
+				id, got.ClientSecret, got.PreviousSecret, got.PreviousSecretValidUntil, *want.PreviousSecretValidUntil)
+		}
+	}
+	var n int
+	must(t, worker.ScanPreviousSecrets(ctx, 0, func(string, string, int64) { n++ }))
+	if n != 2 {
+		t.Errorf("the worker's file accepts %d previous secrets, want 2", n)
+	}
+	// Sealed with the worker's own key: the leader's ciphertext is not there.
+	var lsec, wsec string
+	must(t, leader.r.QueryRowContext(ctx, "SELECT previous_secret FROM apikeys WHERE client_id = 'poll'").Scan(&lsec))
+	must(t, worker.r.QueryRowContext(ctx, "SELECT previous_secret FROM apikeys WHERE client_id = 'poll'").Scan(&wsec))
+	if !isSealed(wsec) || lsec == wsec {
+		t.Errorf("the worker stores the previous secret as %q (the leader: %q): want its own sealing", wsec, lsec)
 	}
 }

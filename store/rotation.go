@@ -117,7 +117,11 @@ func (s *Store) ForgetExpiredSecrets(ctx context.Context, nowMs int64) error {
 // ScanPreviousSecrets calls fn with every previous secret still accepted at
 // nowMs: what the gateway loads at start beside its key index.
 func (s *Store) ScanPreviousSecrets(ctx context.Context, nowMs int64, fn func(clientID, secret string, until int64)) error {
-	rows, err := s.r.QueryContext(ctx, `SELECT client_id, previous_secret, previous_valid_until FROM apikeys
+	return scanPreviousSecrets(ctx, s.r, s.box(), nowMs, fn)
+}
+
+func scanPreviousSecrets(ctx context.Context, q querier, box *secretBox, nowMs int64, fn func(clientID, secret string, until int64)) error {
+	rows, err := q.QueryContext(ctx, `SELECT client_id, previous_secret, previous_valid_until FROM apikeys
 		WHERE previous_secret IS NOT NULL AND previous_valid_until > ?`, nowMs)
 	if err != nil {
 		return fmt.Errorf("scan previous secrets: %w", err)
@@ -129,7 +133,7 @@ func (s *Store) ScanPreviousSecrets(ctx context.Context, nowMs int64, fn func(cl
 		if err := rows.Scan(&id, &secret, &until); err != nil {
 			return fmt.Errorf("scan previous secrets: %w", err)
 		}
-		if secret, err = s.box().open(secret); err != nil {
+		if secret, err = box.open(secret); err != nil {
 			return fmt.Errorf("scan previous secrets: %w", err)
 		}
 		fn(id, secret, until)

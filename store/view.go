@@ -40,6 +40,11 @@ func (v *View) ScanKeyAuth(ctx context.Context, fn func(k *gatehouse.APIKey) err
 	return scanKeyAuth(ctx, v.q, v.box, fn)
 }
 
+// ScanPreviousSecrets calls fn as Store.ScanPreviousSecrets does.
+func (v *View) ScanPreviousSecrets(ctx context.Context, nowMs int64, fn func(clientID, secret string, until int64)) error {
+	return scanPreviousSecrets(ctx, v.q, v.box, nowMs, fn)
+}
+
 // Read runs fn with a View of one consistent snapshot of the committed state.
 func (s *Store) Read(ctx context.Context, fn func(v *View) error) error {
 	return s.read(ctx, func(tx *sql.Tx) error { return fn(&View{q: tx, box: s.box()}) })

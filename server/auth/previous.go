@@ -27,6 +27,17 @@ func (p *Previous) Set(clientID, secret string, untilMs int64) {
 	p.mu.Unlock()
 }
 
+// Replace makes p hold what from holds, in one step: a follower that read
+// every previous secret anew swaps them in while requests go on.
+func (p *Previous) Replace(from *Previous) {
+	from.mu.RLock()
+	m := from.m
+	from.mu.RUnlock()
+	p.mu.Lock()
+	p.m = m
+	p.mu.Unlock()
+}
+
 // Delete forgets clientID's previous secret.
 func (p *Previous) Delete(clientID string) {
 	p.mu.Lock()

@@ -1,11 +1,11 @@
 package cluster
 
 import (
-	"bufio"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"sort"
@@ -20,12 +20,13 @@ import (
 // The routes a worker uses on its leader's admin listener, under
 // /api/cluster/, guarded by the cluster token alone:
 //   - GET /api/cluster/snapshot: the whole configuration at one revision,
-//     streamed as JSON lines: {"revision": n}, then one ReplicaEntity a line,
-//     then {"end": true, "count": entities};
+//     streamed in the replication wire format (wire.go): its head, every
+//     entity, its end;
 //   - GET /api/cluster/changes?from=n&wait=ms: the revisions after n with
 //     the current state of the entities they name, answered at once when
 //     there are some, else when one is committed or wait has passed (long
-//     poll); 410 when the log does not hold them (take a snapshot).
+//     poll), in the same format; 410 when the log does not hold them (take a
+//     snapshot).
 // Each call tells the leader about the worker (Gatehouse-Node-* headers),
 // which is how GET /api/cluster/nodes knows the nodes.
 
@@ -179,36 +180,26 @@ func (l *Leader) Nodes() []Node {
 }
 
 func (l *Leader) snapshot(w http.ResponseWriter, r *http.Request) {
-	bw := bufio.NewWriterSize(w, 64<<10)
-	enc := json.NewEncoder(bw)
-	count := 0
-	started := false
+	var ww *wireWriter
 	err := l.cfg.Store.Snapshot(r.Context(), func(rev int64) error {
-		w.Header().Set("Content-Type", "application/x-ndjson")
+		w.Header().Set("Content-Type", wireContentType)
 		w.Header().Set(hdrRevision, strconv.FormatInt(rev, 10))
-		started = true
-		return enc.Encode(map[string]int64{"revision": rev})
-	}, func(e *store.ReplicaEntity) error {
-		count++
-		return enc.Encode(e)
-	})
+		var err error
+		if ww, err = newWireWriter(w); err != nil {
+			return err
+		}
+		return ww.head(rev)
+	}, func(e *store.ReplicaEntity) error { return ww.entity(e) })
+	if err == nil {
+		err = ww.end()
+	}
 	if err != nil {
-		if !started {
+		if ww == nil {
 			writeJSONError(w, http.StatusInternalServerError, "the snapshot could not be read")
 		}
-		// Cut short: the worker sees no end line and discards it.
+		// Cut short: the worker sees no end record and discards it.
 		l.cfg.Logger.Error("cluster snapshot", "err", err)
-		return
 	}
-	_ = enc.Encode(map[string]any{"end": true, "count": count})
-	_ = bw.Flush()
-}
-
-// changesBody is the answer of /api/cluster/changes.
-type changesBody struct {
-	Head      int64                   `json:"head"`
-	Revisions []store.ReplicaRevision `json:"revisions"`
-	Entities  []store.ReplicaEntity   `json:"entities"`
 }
 
 func (l *Leader) changes(w http.ResponseWriter, r *http.Request) {
@@ -253,15 +244,33 @@ func (l *Leader) changes(w http.ResponseWriter, r *http.Request) {
 	if h := l.cfg.Revision(); h > head {
 		head = h
 	}
-	if revs == nil {
-		revs = []store.ReplicaRevision{}
-	}
-	if ents == nil {
-		ents = []store.ReplicaEntity{}
-	}
 	w.Header().Set(hdrRevision, strconv.FormatInt(head, 10))
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(changesBody{Head: head, Revisions: revs, Entities: ents})
+	w.Header().Set("Content-Type", wireContentType)
+	if err := writeChanges(w, head, revs, ents); err != nil {
+		l.cfg.Logger.Debug("cluster changes: the worker went away", "err", err)
+	}
+}
+
+// writeChanges writes a changes answer: head, the revisions, the entities.
+func writeChanges(w io.Writer, head int64, revs []store.ReplicaRevision, ents []store.ReplicaEntity) error {
+	ww, err := newWireWriter(w)
+	if err != nil {
+		return err
+	}
+	if err := ww.head(head); err != nil {
+		return err
+	}
+	for i := range revs {
+		if err := ww.revision(&revs[i]); err != nil {
+			return err
+		}
+	}
+	for i := range ents {
+		if err := ww.entity(&ents[i]); err != nil {
+			return err
+		}
+	}
+	return ww.end()
 }
 
 func writeJSONError(w http.ResponseWriter, status int, msg string) {

@@ -1,11 +1,9 @@
 package cluster
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -195,21 +193,54 @@ func (r *Replica) poll(ctx context.Context, rev int64) error {
 	default:
 		return fmt.Errorf("leader answered %s", resp.Status)
 	}
-	var body changesBody
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+	head, revs, ents, err := readChanges(resp.Body)
+	if err != nil {
 		return fmt.Errorf("read changes: %w", err)
 	}
 	r.connected.Store(true)
-	r.head.Store(body.Head)
-	if len(body.Revisions) == 0 {
+	r.head.Store(head)
+	if len(revs) == 0 {
 		return nil
 	}
-	if err := r.cfg.Store.ApplyReplicated(ctx, body.Revisions, body.Entities); err != nil {
-		return fmt.Errorf("apply revisions %d to %d: %w", body.Revisions[0].Revision,
-			body.Revisions[len(body.Revisions)-1].Revision, err)
+	if err := r.cfg.Store.ApplyReplicated(ctx, revs, ents); err != nil {
+		return fmt.Errorf("apply revisions %d to %d: %w", revs[0].Revision, revs[len(revs)-1].Revision, err)
 	}
 	r.ready.Store(true)
 	return nil
+}
+
+// readChanges reads a changes answer whole: it is applied only if it ends.
+func readChanges(body io.Reader) (head int64, revs []store.ReplicaRevision, ents []store.ReplicaEntity, err error) {
+	wr, err := newWireReader(body)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	rec, err := wr.next()
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	if rec.kind != recHead {
+		return 0, nil, nil, fmt.Errorf("%w: starts with %q, not its head", errWire, rec.kind)
+	}
+	head = rec.n
+	for {
+		rec, err := wr.next()
+		switch {
+		case errors.Is(err, io.EOF):
+			return head, revs, ents, nil
+		case err != nil:
+			return 0, nil, nil, err
+		case rec.revision != nil:
+			if len(ents) > 0 {
+				return 0, nil, nil, fmt.Errorf("%w: a revision after the entities", errWire)
+			}
+			revs = append(revs, *rec.revision)
+		case rec.entity != nil:
+			ents = append(ents, *rec.entity)
+		case rec.kind == recHead:
+			return 0, nil, nil, fmt.Errorf("%w: a second head", errWire)
+		}
+	}
 }
 
 func (r *Replica) snapshot(ctx context.Context) error {
@@ -223,67 +254,77 @@ func (r *Replica) snapshot(ctx context.Context) error {
 		return fmt.Errorf("leader answered %s to a snapshot", resp.Status)
 	}
 	r.connected.Store(true)
-	dec := json.NewDecoder(bufio.NewReaderSize(resp.Body, 64<<10))
-	var head struct {
-		Revision int64 `json:"revision"`
+	wr, err := newWireReader(resp.Body)
+	if err != nil {
+		return err
 	}
-	if err := dec.Decode(&head); err != nil {
-		return fmt.Errorf("read snapshot: %w", err)
+	first, err := wr.next()
+	if err != nil {
+		return err
 	}
+	if first.kind != recHead {
+		return fmt.Errorf("%w: a snapshot starts with %q, not its head", errWire, first.kind)
+	}
+	rev := first.n
 	start := time.Now()
-	// Lines are decoded on their own goroutine while the transaction
-	// writes the ones before: decoding and SQLite take as long as each other.
-	type item struct {
-		e   *store.ReplicaEntity
-		end bool
-		err error
+	// Records are decoded on their own goroutine while the transaction
+	// writes the ones before, in batches so the two meet rarely.
+	type batch struct {
+		ents []*store.ReplicaEntity
+		end  bool
+		err  error
 	}
-	items := make(chan item, 4096)
+	batches := make(chan batch, 16)
 	dctx, stop := context.WithCancel(ctx)
 	defer stop()
 	go func() {
-		defer close(items)
+		defer close(batches)
 		for {
-			var line struct {
-				store.ReplicaEntity
-				End bool `json:"end"`
-			}
-			it := item{}
-			if err := dec.Decode(&line); err != nil {
-				if errors.Is(err, io.EOF) {
-					err = io.ErrUnexpectedEOF // no end line: cut short
+			b := batch{ents: make([]*store.ReplicaEntity, 0, 256)}
+			for len(b.ents) < cap(b.ents) && !b.end && b.err == nil {
+				rec, err := wr.next()
+				switch {
+				case errors.Is(err, io.EOF):
+					b.end = true
+				case err != nil:
+					b.err = err
+				case rec.entity != nil:
+					b.ents = append(b.ents, rec.entity)
+				default:
+					b.err = fmt.Errorf("%w: a %q record in a snapshot", errWire, rec.kind)
 				}
-				it.err = fmt.Errorf("read snapshot: %w", err)
-			} else if line.End {
-				it.end = true
-			} else {
-				it.e = &line.ReplicaEntity
 			}
 			select {
-			case items <- it:
+			case batches <- b:
 			case <-dctx.Done():
 				return
 			}
-			if it.err != nil || it.end {
+			if b.err != nil || b.end {
 				return
 			}
 		}
 	}()
 	n := 0
 	ended := false
-	err = r.cfg.Store.ApplySnapshot(ctx, head.Revision, func() (*store.ReplicaEntity, error) {
-		it, ok := <-items
-		switch {
-		case !ok:
-			return nil, errors.New("read snapshot: cut short")
-		case it.err != nil:
-			return nil, it.err
-		case it.end:
-			ended = true
-			return nil, nil
+	var cur batch
+	err = r.cfg.Store.ApplySnapshot(ctx, rev, func() (*store.ReplicaEntity, error) {
+		for len(cur.ents) == 0 {
+			switch {
+			case cur.err != nil:
+				return nil, cur.err
+			case cur.end:
+				ended = true
+				return nil, nil
+			}
+			var ok bool
+			if cur, ok = <-batches; !ok {
+				return nil, errors.New("read snapshot: cut short")
+			}
 		}
+		e := cur.ents[0]
+		cur.ents = cur.ents[1:]
 		n++
-		return it.e, nil
+		return e, nil
 	})
 	if err != nil {
 		return err
@@ -291,8 +332,8 @@ func (r *Replica) snapshot(ctx context.Context) error {
 	if !ended {
 		return errors.New("read snapshot: no end")
 	}
-	r.head.Store(max(r.head.Load(), head.Revision))
+	r.head.Store(max(r.head.Load(), rev))
 	r.ready.Store(true)
-	r.log.Info("snapshot applied", "revision", head.Revision, "entities", n, "dur_ms", time.Since(start).Milliseconds())
+	r.log.Info("snapshot applied", "revision", rev, "entities", n, "dur_ms", time.Since(start).Milliseconds())
 	return nil
 }
