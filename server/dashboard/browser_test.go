@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"image/png"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -19,6 +18,8 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
+
+	"gatehouse/server/dashboard/browsertest"
 )
 
 var update = flag.Bool("update", false, "rewrite docs/screenshots/*.png from the browser tests")
@@ -32,21 +33,10 @@ const screenshotDir = "../../docs/screenshots"
 var axeSource string
 
 const (
-	desktopW, desktopH = 1280, 800
-	mobileW, mobileH   = 375, 812
+	desktopW, desktopH = browsertest.DesktopW, browsertest.DesktopH
+	mobileW, mobileH   = browsertest.MobileW, browsertest.MobileH
 	stepTimeout        = 15 * time.Second
 )
-
-func chromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	t.Fatal("no Chromium: the dashboard's browser tests need it (apt-get install chromium)")
-	return ""
-}
 
 // browser is one headless Chromium tab on a test dashboard, with page
 // scripts on (htmx, app.js) or off.
@@ -60,27 +50,8 @@ type browser struct {
 
 func newBrowser(t *testing.T, e *env, js bool) *browser {
 	t.Helper()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium(t)),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(filepath.Join(t.TempDir(), "chromium-profile")),
-		chromedp.WindowSize(desktopW, desktopH),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelCtx := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancelCtx(); cancelAlloc() })
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start Chromium: %v", err)
-	}
+	ctx := browsertest.Start(t)
 	b := &browser{t: t, ctx: ctx, e: e, js: js, axed: map[string]bool{}}
-	b.do("viewport", chromedp.EmulateViewport(desktopW, desktopH))
 	if !js {
 		b.do("scripts off", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
 			_, err := cdp.Call(ctx, tg, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true})
