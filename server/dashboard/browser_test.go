@@ -53,12 +53,19 @@ func newBrowser(t *testing.T, e *env, js bool) *browser {
 	ctx := browsertest.Start(t)
 	b := &browser{t: t, ctx: ctx, e: e, js: js, axed: map[string]bool{}}
 	if !js {
-		b.do("scripts off", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-			_, err := cdp.Call(ctx, tg, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true})
-			return err
-		}))
+		b.scripts(false)
 	}
 	return b
+}
+
+// scripts turns the page's own scripts on or off for what the tab loads
+// and runs next.
+func (b *browser) scripts(on bool) {
+	b.t.Helper()
+	b.do(map[bool]string{true: "scripts on", false: "scripts off"}[on], chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: !on})
+		return err
+	}))
 }
 
 func (b *browser) do(what string, steps ...chromedp.Action[chromedp.Void]) {
@@ -112,6 +119,14 @@ func (b *browser) until(what, cond string) {
 	}
 }
 
+// settled waits until no htmx request or swap is in flight.
+func (b *browser) settled(what string) {
+	b.t.Helper()
+	if b.js {
+		b.until(what, `!document.querySelector(".htmx-request, .htmx-settling, .htmx-swapping, .htmx-added")`)
+	}
+}
+
 func (b *browser) mainText() string {
 	ctx, cancel := context.WithTimeout(b.ctx, stepTimeout)
 	defer cancel()
@@ -155,9 +170,11 @@ func (b *browser) clickTo(what, click, selector string) {
 	b.landed(what, selector)
 }
 
-// fill types text into an input or textarea as a user would.
+// fill types text into an input or textarea as a user would, once any
+// htmx swap has settled (a settling swap may move the focus mid-typing).
 func (b *browser) fill(selector, text string) {
 	b.t.Helper()
+	b.settled("before typing into " + selector)
 	b.do("clear "+selector, chromedp.WaitVisible(chromedp.CSS(selector)),
 		chromedp.Evaluate[chromedp.Void](`document.querySelector(`+q(selector)+`).value = ""`))
 	if text != "" {
@@ -229,15 +246,26 @@ func (b *browser) flash(want string) {
 }
 
 // axe runs axe-core on the current screen and fails on any serious or
-// critical violation. It needs the page's scripts, so it runs with them on.
+// critical violation, with the page's scripts on and off alike: DevTools
+// injects and runs axe even where the page's own scripts do not run.
 func (b *browser) axe(screen string) {
 	b.t.Helper()
-	if !b.js || b.axed[screen] {
+	if b.axed[screen] {
 		return
 	}
 	b.axed[screen] = true
 	// A swap in flight dims the form (htmx-request): check the settled screen.
-	b.until("settled before axe", `!document.querySelector(".htmx-request, .htmx-settling, .htmx-swapping, .htmx-added")`)
+	b.settled("before axe")
+	if !b.js {
+		// axe's promise needs timers, which run only with scripts on. What
+		// the page skipped while loading stays skipped (no htmx, no app.js):
+		// axe sees the screen as a browser without JavaScript shows it.
+		b.scripts(true)
+		defer b.scripts(false)
+		if eval[bool](b, `!!window.htmx || document.documentElement.classList.contains("js")`) {
+			b.t.Fatalf("axe %s: the page's scripts ran", screen)
+		}
+	}
 	if !eval[bool](b, `typeof window.axe === "object"`) {
 		eval[chromedp.Void](b, axeSource)
 	}
