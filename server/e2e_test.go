@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"gatehouse"
+	"gatehouse/server/dashboard/browsertest"
 )
 
 // Dashboard credentials of the browser tests.
@@ -48,22 +48,6 @@ func dashboardHarness(t *testing.T) (*harness, *httptest.Server) {
 	return h, admin
 }
 
-// chromiumPath finds the browser: Debian's /usr/bin/chromium first, then the
-// names chromedp itself tries on Linux.
-func chromiumPath(t *testing.T) string {
-	t.Helper()
-	if _, err := os.Stat("/usr/bin/chromium"); err == nil {
-		return "/usr/bin/chromium"
-	}
-	for _, name := range []string{"chromium", "chromium-browser", "headless-shell", "headless_shell", "google-chrome", "google-chrome-stable", "chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	t.Fatal("no Chromium found: the dashboard's browser tests need it; install it with `apt-get install chromium`")
-	return ""
-}
-
 // browser is one headless Chromium tab on the dashboard.
 type browser struct {
 	t    *testing.T
@@ -72,37 +56,15 @@ type browser struct {
 }
 
 const (
-	desktopW, desktopH = 1280, 800
-	mobileW, mobileH   = 375, 812
+	desktopW, desktopH = browsertest.DesktopW, browsertest.DesktopH
+	mobileW, mobileH   = browsertest.MobileW, browsertest.MobileH
 	stepTimeout        = 15 * time.Second
 )
 
 func newBrowser(t *testing.T, base string) *browser {
 	t.Helper()
-	exe := chromiumPath(t)
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(exe),
-		chromedp.Headless,
-		chromedp.NoSandbox, // CI and this machine run as root
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(filepath.Join(t.TempDir(), "chromium-profile")),
-		chromedp.WindowSize(desktopW, desktopH),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelCtx := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancelCtx(); cancelAlloc() })
-	// The first Do starts the browser and binds it to ctx: no timeout here,
-	// every later step gets its own.
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start Chromium %s: %v (install it with `apt-get install chromium`)", exe, err)
-	}
+	ctx := browsertest.Start(t)
 	b := &browser{t: t, ctx: ctx, base: base}
-	b.do("desktop viewport", chromedp.EmulateViewport(desktopW, desktopH))
 	return b
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 
 	"gatehouse"
@@ -231,11 +232,25 @@ func (s *Store) UpdateAPIKey(ctx context.Context, k *gatehouse.APIKey) error {
 	return s.write(ctx, func(tx *txn) error { return updateKey(ctx, tx, k, row) })
 }
 
-// updateKey rewrites an existing, validated key (row is encodeKey's) inside tx.
+// updateKey rewrites an existing, validated key (row is encodeKey's) inside
+// tx; a key whose row would be written as it is stored is left alone and
+// records no change.
 func updateKey(ctx context.Context, tx *txn, k *gatehouse.APIKey, row keyRow) error {
 	var ec entityChecker
 	if err := ec.check(ctx, tx, k.AuthorizedEntities, ""); err != nil {
 		return err
+	}
+	cur, err := getAPIKey(ctx, tx, tx.box, k.ClientID)
+	if err != nil {
+		return err
+	}
+	same, err := sameKeyRow(&cur, k)
+	if err != nil {
+		return err
+	}
+	if same {
+		k.PreviousSecret, k.PreviousSecretValidUntil = cur.PreviousSecret, cur.PreviousSecretValidUntil
+		return nil
 	}
 	res, err := tx.ExecContext(ctx, `UPDATE apikeys SET client_secret = ?, client_name = ?, description = ?,
 		enabled = ?, allow_client_id_only = ?, read_only = ?, throttling_quota = ?, daily_quota = ?,
@@ -262,6 +277,21 @@ func updateKey(ctx context.Context, tx *txn, k *gatehouse.APIKey, row keyRow) er
 	defer stmt.Close()
 	tx.changed(gatehouse.KindAPIKey, k.ClientID, gatehouse.OpUpdate)
 	return writeEntities(ctx, stmt, k.ClientID, row.entities)
+}
+
+// sameKeyRow reports whether writing k would store cur's row again. The
+// rows are compared in clear (sealing is never the same twice); what a key
+// shows but no update writes (the previous secret) cannot make it differ.
+func sameKeyRow(cur, k *gatehouse.APIKey) (bool, error) {
+	was, err := encodeKey(cur, nil)
+	if err != nil {
+		return false, err
+	}
+	now, err := encodeKey(k, nil)
+	if err != nil {
+		return false, err
+	}
+	return reflect.DeepEqual(was, now), nil
 }
 
 // DeleteAPIKey removes a key with its quota counters and usage history.

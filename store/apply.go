@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"reflect"
 	"slices"
 	"strings"
 
@@ -418,19 +417,9 @@ func applyDocument(ctx context.Context, tx *txn, doc *gatehouse.Document, opt Ap
 				}
 				res.Created = append(res.Created, entry(gatehouse.KindAPIKey, k.ClientID))
 			default:
-				// A key differs when the update would change its row: what
-				// the key shows but no write sets cannot make it differ. The
-				// rows are compared in clear (sealing is never the same twice).
-				now, err := encodeKey(k, nil)
-				if err != nil {
+				// A key differs when the update would change its row.
+				if same, err := sameKeyRow(cur, k); err != nil || same {
 					return err
-				}
-				was, err := encodeKey(cur, nil)
-				if err != nil {
-					return err
-				}
-				if reflect.DeepEqual(now, was) {
-					return nil
 				}
 				row, err := encodeKey(k, tx.box)
 				if err != nil {

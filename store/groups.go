@@ -100,15 +100,19 @@ func (s *Store) UpdateGroup(ctx context.Context, g *gatehouse.Group) error {
 	return s.write(ctx, func(tx *txn) error { return updateGroup(ctx, tx, g) })
 }
 
-// updateGroup rewrites an existing, validated group inside tx.
+// updateGroup rewrites an existing, validated group inside tx; a group
+// equal to the stored one is left alone and records no change.
 func updateGroup(ctx context.Context, tx *txn, g *gatehouse.Group) error {
-	res, err := tx.ExecContext(ctx, "UPDATE groups SET name = ?, description = ? WHERE id = ?",
-		g.Name, g.Description, g.ID)
+	cur, err := getGroup(ctx, tx, g.ID)
 	if err != nil {
-		return fmt.Errorf("update group: %w", err)
-	}
-	if err := affected(res, groupNotFound(g.ID)); err != nil {
 		return err
+	}
+	if cur == *g {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, "UPDATE groups SET name = ?, description = ? WHERE id = ?",
+		g.Name, g.Description, g.ID); err != nil {
+		return fmt.Errorf("update group: %w", err)
 	}
 	tx.changed(gatehouse.KindGroup, g.ID, gatehouse.OpUpdate)
 	return nil

@@ -151,7 +151,8 @@ func (s *Store) UpdatePlugin(ctx context.Context, p *gatehouse.Plugin) error {
 }
 
 // updatePlugin changes an existing plugin's name and limits inside tx,
-// writing its kept id, ABI and hash back into p.
+// writing its kept id, ABI and hash back into p; the same name and limits
+// record no change.
 func updatePlugin(ctx context.Context, tx *txn, p *gatehouse.Plugin) error {
 	cur, err := getPlugin(ctx, tx, p.ID)
 	if err != nil {
@@ -161,6 +162,10 @@ func updatePlugin(ctx context.Context, tx *txn, p *gatehouse.Plugin) error {
 	next.ABI, next.SHA256 = cur.ABI, cur.SHA256
 	if err := next.Validate(); err != nil {
 		return err
+	}
+	if next == cur {
+		*p = next
+		return nil
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE plugins SET name = ?, memory_limit_pages = ?, timeout_ms = ?, pool_size = ?
 		WHERE id = ?`, next.Name, next.MemoryLimitPages, next.TimeoutMs, next.PoolSize, next.ID); err != nil {
@@ -190,17 +195,22 @@ func (s *Store) ReplacePluginWasm(ctx context.Context, id string, wasm []byte) (
 }
 
 // replacePluginWasm stores new bytes (sum is their hash) for an existing
-// plugin inside tx and returns the plugin.
+// plugin inside tx and returns the plugin; the bytes it holds already
+// record no change.
 func replacePluginWasm(ctx context.Context, tx *txn, id, sum string, wasm []byte) (gatehouse.Plugin, error) {
-	res, err := tx.ExecContext(ctx, "UPDATE plugins SET wasm = ?, sha256 = ? WHERE id = ?", wasm, sum, id)
+	cur, err := getPlugin(ctx, tx, id)
 	if err != nil {
-		return gatehouse.Plugin{}, fmt.Errorf("replace plugin wasm: %w", err)
-	}
-	if err := affected(res, pluginNotFound(id)); err != nil {
 		return gatehouse.Plugin{}, err
 	}
+	if cur.SHA256 == sum { // the same bytes
+		return cur, nil
+	}
+	if _, err := tx.ExecContext(ctx, "UPDATE plugins SET wasm = ?, sha256 = ? WHERE id = ?", wasm, sum, id); err != nil {
+		return gatehouse.Plugin{}, fmt.Errorf("replace plugin wasm: %w", err)
+	}
 	tx.changed(gatehouse.KindPlugin, id, gatehouse.OpUpdate)
-	return getPlugin(ctx, tx, id)
+	cur.SHA256 = sum
+	return cur, nil
 }
 
 // DeletePlugin removes a plugin; one still attached to a service is a Conflict.

@@ -69,7 +69,8 @@ func (s *Store) AddUser(ctx context.Context, u gatehouse.User, passwordHash stri
 }
 
 // UpdateUser changes a user's role and/or password hash ("" keeps either).
-// Making the last admin a viewer is a Conflict.
+// Making the last admin a viewer is a Conflict. The role it has already and
+// no password make no revision; a password hash is always new (bcrypt salts).
 func (s *Store) UpdateUser(ctx context.Context, name, role, passwordHash string) error {
 	if role != "" && role != gatehouse.RoleAdmin && role != gatehouse.RoleViewer {
 		return gatehouse.Invalid("role", "must be %q or %q", gatehouse.RoleAdmin, gatehouse.RoleViewer)
@@ -83,6 +84,12 @@ func (s *Store) UpdateUser(ctx context.Context, name, role, passwordHash string)
 			if err := notLastAdmin(ctx, tx, name, "made a viewer"); err != nil {
 				return err
 			}
+		}
+		if role == cur.Role {
+			role = ""
+		}
+		if role == "" && passwordHash == "" {
+			return nil // nothing to change: no revision
 		}
 		if role != "" {
 			if _, err := tx.ExecContext(ctx, "UPDATE users SET role = ? WHERE username = ?", role, name); err != nil {

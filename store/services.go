@@ -99,16 +99,19 @@ func (s *Store) UpdateService(ctx context.Context, sv *gatehouse.Service) error 
 	return s.write(ctx, func(tx *txn) error { return updateService(ctx, tx, sv, data) })
 }
 
-// updateService rewrites an existing service (data is prepareService's) inside tx.
+// updateService rewrites an existing service (data is prepareService's)
+// inside tx; a service equal to the stored one is left alone and records no
+// change.
 func updateService(ctx context.Context, tx *txn, sv *gatehouse.Service, data []byte) error {
-	ok, err := exists(ctx, tx, "SELECT 1 FROM services WHERE id = ?", sv.ID)
+	cur, err := getService(ctx, tx, tx.box, sv.ID)
 	if err != nil {
-		return fmt.Errorf("update service: %w", err)
-	}
-	if !ok {
-		return serviceNotFound(sv.ID)
+		return err
 	}
 	if err := checkServiceRefs(ctx, tx, sv); err != nil {
+		return err
+	}
+	same, err := sameService(cur, sv)
+	if err != nil || same {
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, "UPDATE services SET group_id = ?, data = ? WHERE id = ?",
@@ -117,6 +120,21 @@ func updateService(ctx context.Context, tx *txn, sv *gatehouse.Service, data []b
 	}
 	tx.changed(gatehouse.KindService, sv.ID, gatehouse.OpUpdate)
 	return nil
+}
+
+// sameService reports whether writing sv would store cur again: both are
+// compared in clear (sealing is never the same twice), sv as it reads back
+// once stored.
+func sameService(cur gatehouse.Service, sv *gatehouse.Service) (bool, error) {
+	clear, err := json.Marshal(sv)
+	if err != nil {
+		return false, fmt.Errorf("encode service: %w", err)
+	}
+	next, err := decodeService(clear, nil)
+	if err != nil {
+		return false, err
+	}
+	return sameJSON(cur, next), nil
 }
 
 // DeleteService removes a service that no key names as service_<id>; one

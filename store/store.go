@@ -138,7 +138,9 @@ func (t *txn) changed(kind, id, op string) {
 // when fn recorded changes, commits them as the next revision: the revision
 // and its changes are written in the same transaction, the follower prepares
 // them before the commit and installs them after it, and the revision is
-// recorded on ctx (gatehouse.RecordRevision) once committed.
+// recorded on ctx (gatehouse.RecordRevision) once committed. When fn
+// recorded none (an update that leaves the entity as it was), no revision,
+// change or audit entry is written and ctx is told the current revision.
 func (s *Store) write(ctx context.Context, fn func(tx *txn) error) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
@@ -153,7 +155,13 @@ func (s *Store) write(ctx context.Context, fn func(tx *txn) error) error {
 	}
 	var rev int64
 	var install func()
-	if len(t.changes) > 0 || len(t.replicated) > 0 {
+	if len(t.changes) == 0 && len(t.replicated) == 0 {
+		// A write that changed nothing (an update to what is stored already)
+		// makes no revision; its answer carries the current one.
+		if rev, err = headRevision(ctx, tx); err != nil {
+			return storageErr(err)
+		}
+	} else {
 		log := s.logChanges
 		if len(t.replicated) > 0 {
 			log = s.logReplicated

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"image/png"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -19,6 +18,8 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
+
+	"gatehouse/server/dashboard/browsertest"
 )
 
 var update = flag.Bool("update", false, "rewrite docs/screenshots/*.png from the browser tests")
@@ -32,21 +33,10 @@ const screenshotDir = "../../docs/screenshots"
 var axeSource string
 
 const (
-	desktopW, desktopH = 1280, 800
-	mobileW, mobileH   = 375, 812
+	desktopW, desktopH = browsertest.DesktopW, browsertest.DesktopH
+	mobileW, mobileH   = browsertest.MobileW, browsertest.MobileH
 	stepTimeout        = 15 * time.Second
 )
-
-func chromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	t.Fatal("no Chromium: the dashboard's browser tests need it (apt-get install chromium)")
-	return ""
-}
 
 // browser is one headless Chromium tab on a test dashboard, with page
 // scripts on (htmx, app.js) or off.
@@ -60,34 +50,22 @@ type browser struct {
 
 func newBrowser(t *testing.T, e *env, js bool) *browser {
 	t.Helper()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium(t)),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(filepath.Join(t.TempDir(), "chromium-profile")),
-		chromedp.WindowSize(desktopW, desktopH),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelCtx := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancelCtx(); cancelAlloc() })
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start Chromium: %v", err)
-	}
+	ctx := browsertest.Start(t)
 	b := &browser{t: t, ctx: ctx, e: e, js: js, axed: map[string]bool{}}
-	b.do("viewport", chromedp.EmulateViewport(desktopW, desktopH))
 	if !js {
-		b.do("scripts off", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-			_, err := cdp.Call(ctx, tg, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true})
-			return err
-		}))
+		b.scripts(false)
 	}
 	return b
+}
+
+// scripts turns the page's own scripts on or off for what the tab loads
+// and runs next.
+func (b *browser) scripts(on bool) {
+	b.t.Helper()
+	b.do(map[bool]string{true: "scripts on", false: "scripts off"}[on], chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: !on})
+		return err
+	}))
 }
 
 func (b *browser) do(what string, steps ...chromedp.Action[chromedp.Void]) {
@@ -141,6 +119,14 @@ func (b *browser) until(what, cond string) {
 	}
 }
 
+// settled waits until no htmx request or swap is in flight.
+func (b *browser) settled(what string) {
+	b.t.Helper()
+	if b.js {
+		b.until(what, `!document.querySelector(".htmx-request, .htmx-settling, .htmx-swapping, .htmx-added")`)
+	}
+}
+
 func (b *browser) mainText() string {
 	ctx, cancel := context.WithTimeout(b.ctx, stepTimeout)
 	defer cancel()
@@ -184,9 +170,11 @@ func (b *browser) clickTo(what, click, selector string) {
 	b.landed(what, selector)
 }
 
-// fill types text into an input or textarea as a user would.
+// fill types text into an input or textarea as a user would, once any
+// htmx swap has settled (a settling swap may move the focus mid-typing).
 func (b *browser) fill(selector, text string) {
 	b.t.Helper()
+	b.settled("before typing into " + selector)
 	b.do("clear "+selector, chromedp.WaitVisible(chromedp.CSS(selector)),
 		chromedp.Evaluate[chromedp.Void](`document.querySelector(`+q(selector)+`).value = ""`))
 	if text != "" {
@@ -258,15 +246,26 @@ func (b *browser) flash(want string) {
 }
 
 // axe runs axe-core on the current screen and fails on any serious or
-// critical violation. It needs the page's scripts, so it runs with them on.
+// critical violation, with the page's scripts on and off alike: DevTools
+// injects and runs axe even where the page's own scripts do not run.
 func (b *browser) axe(screen string) {
 	b.t.Helper()
-	if !b.js || b.axed[screen] {
+	if b.axed[screen] {
 		return
 	}
 	b.axed[screen] = true
 	// A swap in flight dims the form (htmx-request): check the settled screen.
-	b.until("settled before axe", `!document.querySelector(".htmx-request, .htmx-settling, .htmx-swapping, .htmx-added")`)
+	b.settled("before axe")
+	if !b.js {
+		// axe's promise needs timers, which run only with scripts on. What
+		// the page skipped while loading stays skipped (no htmx, no app.js):
+		// axe sees the screen as a browser without JavaScript shows it.
+		b.scripts(true)
+		defer b.scripts(false)
+		if eval[bool](b, `!!window.htmx || document.documentElement.classList.contains("js")`) {
+			b.t.Fatalf("axe %s: the page's scripts ran", screen)
+		}
+	}
 	if !eval[bool](b, `typeof window.axe === "object"`) {
 		eval[chromedp.Void](b, axeSource)
 	}
