@@ -67,15 +67,16 @@ func (f *follower) Prepare(ctx context.Context, v *store.View, cs []gatehouse.Ch
 			catalog = true
 		}
 	}
-	for id, kc := range keys {
-		k, err := v.GetAPIKey(ctx, id)
-		switch {
-		case gatehouse.KindOf(err) == gatehouse.KindNotFound:
-		case err != nil:
-			return nil, fmt.Errorf("read api key %s: %w", id, err)
-		default:
-			kc.key = &k
-		}
+	ids := make([]string, 0, len(keys))
+	for id := range keys {
+		ids = append(ids, id)
+	}
+	// A key the view does not have is gone: its change keeps a nil key.
+	if err := v.APIKeys(ctx, ids, func(k *gatehouse.APIKey) error {
+		keys[k.ClientID].key = k
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("read api keys: %w", err)
 	}
 	var swap func()
 	if catalog {

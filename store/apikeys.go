@@ -388,6 +388,40 @@ func getAPIKey(ctx context.Context, q querier, box *secretBox, clientID string) 
 	return k, nil
 }
 
+// keysByID calls fn with each key of ids that exists, in creation order.
+func keysByID(ctx context.Context, q querier, box *secretBox, ids []string, fn func(k *gatehouse.APIKey) error) error {
+	return eachKeyRow(ctx, q, keySelect, ids, func(rows *sql.Rows) error {
+		k, err := scanKey(rows, box)
+		if err != nil {
+			return fmt.Errorf("get apikeys: %w", err)
+		}
+		return fn(&k)
+	})
+}
+
+// eachKeyRow runs sel (a SELECT of apikeys) on the rows of ids, in creation
+// order, with one query however many ids there are, and calls scan on each.
+func eachKeyRow(ctx context.Context, q querier, sel string, ids []string, scan func(rows *sql.Rows) error) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	list, err := json.Marshal(ids)
+	if err != nil {
+		return fmt.Errorf("get apikeys: %w", err)
+	}
+	rows, err := q.QueryContext(ctx, sel+" WHERE client_id IN (SELECT value FROM json_each(?)) ORDER BY seq", string(list))
+	if err != nil {
+		return fmt.Errorf("get apikeys: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
 // ListAPIKeys returns one page of keys in creation order and the total that
 // match f. A ServiceID that does not exist is NotFound.
 func (s *Store) ListAPIKeys(ctx context.Context, f gatehouse.KeyFilter, p gatehouse.Page) ([]gatehouse.APIKey, int, error) {

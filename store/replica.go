@@ -139,7 +139,8 @@ var ErrNoChanges = errors.New("the change log does not hold these revisions")
 
 // ReplicaChanges returns, from one snapshot of the state, the revisions
 // after from (at most limit) and the current state of every entity they
-// name, in the order the revisions name them.
+// name: groups, services and plugins in the order the revisions name them,
+// then the keys in creation order, then the keys that are gone.
 func (s *Store) ReplicaChanges(ctx context.Context, from int64, limit int) ([]ReplicaRevision, []ReplicaEntity, error) {
 	var revs []ReplicaRevision
 	var ents []ReplicaEntity
@@ -183,6 +184,7 @@ func (s *Store) ReplicaChanges(ctx context.Context, from int64, limit int) ([]Re
 			byRev[r.Revision] = i
 		}
 		seen := map[[2]string]bool{}
+		var keyIDs []string
 		for _, c := range cs {
 			i := byRev[c.Revision]
 			revs[i].Changes = append(revs[i].Changes, c)
@@ -191,18 +193,41 @@ func (s *Store) ReplicaChanges(ctx context.Context, from int64, limit int) ([]Re
 				continue
 			}
 			seen[k] = true
+			if c.Kind == gatehouse.KindAPIKey {
+				keyIDs = append(keyIDs, c.ID) // read together below: a bulk names thousands
+				continue
+			}
 			e, err := readEntity(ctx, tx, s.box(), c.Kind, c.ID)
 			if err != nil {
 				return err
 			}
 			ents = append(ents, e)
 		}
+		// The keys as they are, in creation order, then the ones gone.
+		found := make(map[string]bool, len(keyIDs))
+		if err := eachKeyRow(ctx, tx, replicaKeySelect, keyIDs, func(rows *sql.Rows) error {
+			k, err := scanReplicaKey(rows, s.box())
+			if err != nil {
+				return fmt.Errorf("read apikey: %w", err)
+			}
+			found[k.ClientID] = true
+			ents = append(ents, ReplicaEntity{Kind: gatehouse.KindAPIKey, ID: k.ClientID, Key: &k})
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, id := range keyIDs {
+			if !found[id] {
+				ents = append(ents, ReplicaEntity{Kind: gatehouse.KindAPIKey, ID: id})
+			}
+		}
 		return nil
 	})
 	return revs, ents, err
 }
 
-// readEntity reads one entity's state in tx; a missing one is gone.
+// readEntity reads the state of a group, service or plugin in tx; a missing
+// one is gone.
 func readEntity(ctx context.Context, q querier, box *secretBox, kind, id string) (ReplicaEntity, error) {
 	e := ReplicaEntity{Kind: kind, ID: id}
 	var err error
@@ -217,13 +242,6 @@ func readEntity(ctx context.Context, q querier, box *secretBox, kind, id string)
 		if sv, err = getService(ctx, q, box, id); err == nil {
 			e.Service = &sv
 		}
-	case gatehouse.KindAPIKey:
-		var k ReplicaKey
-		k, err = scanReplicaKey(q.QueryRowContext(ctx, replicaKeySelect+" WHERE client_id = ?", id), box)
-		if errors.Is(err, sql.ErrNoRows) {
-			return e, nil
-		}
-		e.Key = &k
 	case gatehouse.KindPlugin:
 		var p gatehouse.Plugin
 		if p, err = getPlugin(ctx, q, id); err == nil {
