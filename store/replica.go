@@ -413,7 +413,9 @@ func (w *replicaWriter) flush(ctx context.Context) error {
 }
 
 // fillEntities writes the apikey_entities rows of every key from its
-// authorized_entities column, after a snapshot's keys are in.
+// authorized_entities column, after a snapshot's keys are in. They were
+// written in client id order, so the scan appends to both of the table's
+// indexes.
 func (w *replicaWriter) fillEntities(ctx context.Context) error {
 	if _, err := w.tx.ExecContext(ctx, `INSERT OR IGNORE INTO apikey_entities (client_id, entity)
 		SELECT a.client_id, j.value FROM apikeys a, json_each(a.authorized_entities) j WHERE j.type = 'text' ORDER BY a.client_id, j.value`); err != nil {
