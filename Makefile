@@ -28,10 +28,10 @@ check:
 # bench measures the stages in-process (-benchmem), then the whole gateway
 # against a bare httputil.ReverseProxy, interleaved, in one run.
 bench: build
-	@missing=; for p in nginx caddy haproxy; do command -v $$p >/dev/null 2>&1 || [ -x /usr/sbin/$$p ] || missing="$$missing $$p"; done; \
+	@missing=; for p in nginx caddy haproxy redis-server; do command -v $$p >/dev/null 2>&1 || [ -x /usr/sbin/$$p ] || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
-		echo "bench: installing$$missing from Debian for the peer rows"; \
+		echo "bench: installing$$missing from Debian for the peer and cluster rows"; \
 		$$sudo apt-get install -y $$missing || { $$sudo apt-get update && $$sudo apt-get install -y $$missing; }; \
 	fi
 	$(GO) build -o bin/gatehouse-bench ./cmd/gatehouse-bench
@@ -44,7 +44,8 @@ bench: build
 	            "-bench Observability -benchtime 20000x ./server" \
 	            "-bench Get -benchmem -benchtime 1000000x ./server/keys" \
 	            "-bench IndexMemory -benchtime 1x ./server/keys" \
-	            "-bench GCCycle -benchtime 20x ./server/keys"; do \
+	            "-bench GCCycle -benchtime 20x ./server/keys" \
+	            "-bench ClusterSnapshot1M -benchtime 1x ./server"; do \
 		$(GO) test -run '^$$' $$args >> bin/bench-go.txt 2>&1 || fail=1; \
 	done; \
 	cat bin/bench-go.txt; \

@@ -416,20 +416,34 @@ func BenchmarkClusterSnapshot1M(b *testing.B) {
 		up := newUpstream(b)
 		leader := newClusterNodeTB(b, "leader", RoleLeader, r.URL, "")
 		seedLeader(b, leader, up, 1000)
-		batch := make([]gatehouse.APIKey, 0, 10_000)
 		n := 1_000_000
 		if v, err := strconv.Atoi(os.Getenv("GATEHOUSE_SNAPSHOT_KEYS")); err == nil {
 			n = v // a smaller run, to try it out
 		}
+		// The keys go into the stopped leader's file, and the leader loads
+		// them at its restart in one scan: a running leader applying the 100
+		// bulks one by one spent a fifth of the seeding's CPU doing so.
+		if err := leader.stop(); err != nil {
+			b.Fatal(err)
+		}
+		st, err := store.Open(context.Background(), leader.db)
+		if err != nil {
+			b.Fatal(err)
+		}
+		batch := make([]gatehouse.APIKey, 0, gatehouse.MaxBulkKeys)
 		for i := range n {
 			batch = append(batch, newKey(fmt.Sprintf("key-%07d", i), "secret", withGroupKey("g")))
-			if len(batch) == cap(batch) {
-				if err := leader.st.CreateAPIKeys(context.Background(), batch); err != nil {
+			if len(batch) == cap(batch) || i == n-1 {
+				if err := st.CreateAPIKeys(context.Background(), batch); err != nil {
 					b.Fatal(err)
 				}
 				batch = batch[:0]
 			}
 		}
+		if err := st.Close(); err != nil {
+			b.Fatal(err)
+		}
+		leader.start(r.URL, "")
 		b.StartTimer()
 		start := time.Now()
 		w := newClusterNodeTB(b, "w", RoleWorker, r.URL, leader.url())

@@ -224,6 +224,7 @@ type measurement struct {
 	max       time.Duration
 	errors    uint64
 	firstErr  string
+	redis     *redisWindow // cluster rows only
 }
 
 type row struct {
@@ -231,8 +232,12 @@ type row struct {
 	tgt      target
 	proc     func() *child // whose CPU is counted
 	peer     bool          // nginx, Caddy or HAProxy
+	cluster  bool          // a node of the cluster
 	skip     string        // why the row did not run
 	rounds   []measurement
+	// redisNodes are the cluster's nodes whose Redis calls are read around
+	// each measurement, the loaded one first.
+	redisNodes []*gatehouse
 }
 
 type bench struct {
@@ -249,6 +254,7 @@ type bench struct {
 	version            string
 	peers              []*child
 	peerAddrs          map[string]peerProc
+	cl                 *cluster
 
 	rows     []*row
 	notes    []string
@@ -358,6 +364,11 @@ func (b *bench) stopAll() {
 			b.progress("%v", err)
 		}
 	}
+	if b.cl != nil {
+		for _, err := range b.cl.stop() {
+			b.progress("%v", err)
+		}
+	}
 	for _, c := range append(b.peers, b.baseline, b.upstream) {
 		if err := c.stop(); err != nil {
 			b.progress("%v", err)
@@ -388,6 +399,9 @@ func (b *bench) run(ctx context.Context) {
 		b.progress("peers started: %d of %d", len(b.peerAddrs), len(peers))
 	}
 	b.startGatehouses(ctx)
+	if ctx.Err() == nil {
+		b.startCluster(ctx)
+	}
 	b.buildRows()
 	if ctx.Err() != nil {
 		return
@@ -407,6 +421,7 @@ func (b *bench) run(ctx context.Context) {
 		}
 		b.measurePairs(ctx)
 	}
+	b.runRace(ctx)
 	b.readGC(ctx, false)
 	if b.small != nil && b.small.proc != nil && !b.small.proc.exited() {
 		b.mem.smallRSSAfter, _ = b.small.proc.rss()
@@ -544,6 +559,10 @@ func (b *bench) buildRows() {
 	b.rows = append(b.rows,
 		gw(&b.small, "public", "gatehouse, public path", mainHost, "/public/hello", nil, 200),
 		gw(&b.small, "basic", "gatehouse, Basic key + quotas", mainHost, "/api/hello", basic, 200),
+	)
+	// Next to the standalone row they are compared with.
+	b.rows = append(b.rows, b.clusterRows(basic)...)
+	b.rows = append(b.rows,
 		gw(&b.small, "jwt", "gatehouse, HS256 JWT", mainHost, "/api/hello",
 			http.Header{"Authorization": {"Bearer " + hs256(keyID, keySecret)}}, 200),
 		gw(&b.small, "headers", "gatehouse, custom headers", headersHost, "/api/hello", basic, 200),
@@ -609,6 +628,18 @@ func (b *bench) warmUp(ctx context.Context) {
 // process's CPU time around it, then the open-loop latency run.
 func (b *bench) measure(ctx context.Context, r *row) measurement {
 	var m measurement
+	var calls0 []float64
+	var redis0 time.Duration
+	if len(r.redisNodes) > 0 {
+		// Steady state: the key's slices were given back while the other
+		// rows ran (a node returns what an idle key holds after 10 s).
+		closedLoop(ctx, r.tgt, b.cfg.conns, b.cfg.warmup)
+		var err error
+		if calls0, err = redisCalls(ctx, r.redisNodes); err != nil {
+			b.fail("%s: %v", r.name, err)
+		}
+		redis0, _ = b.cl.redis.cpuTime()
+	}
 	p := r.proc()
 	cpu0, err0 := p.cpuTime()
 	tp := closedLoop(ctx, r.tgt, b.cfg.conns, b.cfg.duration)
@@ -623,6 +654,19 @@ func (b *bench) measure(ctx context.Context, r *row) measurement {
 	m.p99 = lat.latencies.Quantile(0.99)
 	m.max = lat.latencies.Max()
 	m.errors = tp.errors + lat.errors
+	if calls0 != nil {
+		redis1, _ := b.cl.redis.cpuTime()
+		calls1, err := redisCalls(ctx, r.redisNodes)
+		if err != nil {
+			b.fail("%s: %v", r.name, err)
+		} else {
+			w := &redisWindow{served: tp.requests + lat.requests, redisCPU: redis1 - redis0}
+			for i := range calls1 {
+				w.calls = append(w.calls, calls1[i]-calls0[i])
+			}
+			m.redis = w
+		}
+	}
 	m.firstErr = tp.firstErr
 	if m.firstErr == "" {
 		m.firstErr = lat.firstErr
@@ -656,6 +700,9 @@ func (b *bench) totalErrors() uint64 {
 		for _, m := range r.rounds {
 			n += m.errors
 		}
+	}
+	if rr := b.cl.raceOrNil(); rr != nil {
+		n += rr.other
 	}
 	return n
 }

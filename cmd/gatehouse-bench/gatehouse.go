@@ -44,6 +44,7 @@ type gatehouse struct {
 	pin       pinning
 	proc      *child
 	admin     *http.Client
+	args, env []string // more flags and environment: a cluster node's role
 	// from the last start: exec until /health answers, and until the
 	// readiness probe (a keyed request) answers 200.
 	healthAfter, readyAfter time.Duration
@@ -69,13 +70,15 @@ func newGatehouse(name, bin, dir string, pin pinning) (*gatehouse, error) {
 // given, until that request answers 200: with a key from the end of the
 // bulk load, that is when the keys are served.
 func (g *gatehouse) start(ctx context.Context, ready *target) error {
-	cmd := g.pin.command(g.pin.proxyCPU, g.bin, "serve",
+	args := append([]string{"serve",
 		"--db", g.db, "--proxy-addr", g.proxyAddr, "--admin-addr", g.adminAddr,
-		"--flush-interval", "1s")
+		"--flush-interval", "1s"}, g.args...)
+	cmd := g.pin.command(g.pin.proxyCPU, g.bin, args...)
 	cmd.Env = append(cleanEnv(),
 		"GATEHOUSE_ADMIN_CLIENT_ID="+adminID,
 		"GATEHOUSE_ADMIN_CLIENT_SECRET="+adminSecret,
 		"GATEHOUSE_ADMIN_PASSWORD=bench-dashboard-password")
+	cmd.Env = append(cmd.Env, g.env...)
 	c, err := startChild(g.name, cmd, nil)
 	if err != nil {
 		return err
@@ -276,21 +279,31 @@ func hs256(clientID, secret string) string {
 // /metrics (go_gc_duration_seconds, fed by runtime/metrics): their sum in
 // seconds and their count.
 func (g *gatehouse) gcPauses(ctx context.Context) (gcSample, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+g.adminAddr+"/metrics", nil)
+	text, err := g.metrics(ctx)
 	if err != nil {
 		return gcSample{}, err
+	}
+	return parseGCPauses(text)
+}
+
+// metrics reads the gateway's /metrics with the admin key (a worker knows
+// the key from its leader's configuration).
+func (g *gatehouse) metrics(ctx context.Context) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+g.adminAddr+"/metrics", nil)
+	if err != nil {
+		return "", err
 	}
 	req.SetBasicAuth(adminID, adminSecret)
 	resp, err := g.admin.Do(req)
 	if err != nil {
-		return gcSample{}, fmt.Errorf("GET /metrics: %w", err)
+		return "", fmt.Errorf("%s GET /metrics: %w", g.name, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil || resp.StatusCode != http.StatusOK {
-		return gcSample{}, fmt.Errorf("GET /metrics: %s %v", resp.Status, err)
+		return "", fmt.Errorf("%s GET /metrics: %s %v", g.name, resp.Status, err)
 	}
-	return parseGCPauses(string(b))
+	return string(b), nil
 }
 
 // gcSample is a reading of a process's GC pause summary.

@@ -121,6 +121,15 @@ func (c *child) stop() error {
 	}
 }
 
+// kill ends the process with SIGKILL, by its PID, and waits for it.
+func (c *child) kill() {
+	if c == nil || c.exited() {
+		return
+	}
+	c.cmd.Process.Kill()
+	<-c.done
+}
+
 // cpuTime is the user plus system CPU the process has used so far, from
 // /proc/<pid>/stat (fields 14 and 15, in clock ticks).
 func (c *child) cpuTime() (time.Duration, error) {

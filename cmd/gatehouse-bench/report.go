@@ -166,6 +166,7 @@ func (b *bench) report() string {
 
 	b.reportPaired(p)
 	b.reportPeers(p)
+	b.reportCluster(p)
 	b.reportGC(p)
 
 	p("\n### Memory and start-up\n\n")
@@ -284,6 +285,8 @@ func (b *bench) checks() []check {
 	}
 	atMost("refused 401: CPU per request, vs forwarding with a key", b.row("401"), basic, cpuRatio, 1, true)
 	atMost("refused 429: CPU per request, vs forwarding with a key", b.row("429"), basic, cpuRatio, 1, true)
+
+	out = append(out, b.clusterChecks()...)
 
 	ran := false
 	for _, r := range b.rows {
