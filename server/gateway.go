@@ -289,7 +289,7 @@ func (g *Gateway) finish(x *exchange, r *http.Request) {
 // context. One string holds both the id and the traceparent the upstream
 // receives: naming a request costs one allocation.
 func (g *Gateway) identify(x *exchange, r *http.Request) {
-	var buf [len("0123456789ab-") + 13 + traceparentLen]byte
+	var buf [32 + traceparentLen]byte // the prefix (13), a base-36 uint64 (at most 13), the traceparent
 	b := append(buf[:0], g.reqPrefix...)
 	b = strconv.AppendUint(b, g.reqSeq.Add(1), 36)
 	n := len(b)
