@@ -82,9 +82,8 @@ func BenchmarkEchoPlugin(b *testing.B) {
 	benchServe(b, c)
 }
 
-// BenchmarkGuestCall is one guest call and nothing else: the noop guest's
-// handle_response, under its plugin's time limit, as the chain makes it.
-func BenchmarkGuestCall(b *testing.B) {
+// noopInstance is an instance of the noop guest, held for the benchmark.
+func noopInstance(b *testing.B) *instance {
 	h := newTestHost(b)
 	h.load(b, "noop", benchLimits)
 	c, err := h.Chain("svc", []gatehouse.PluginRef{{Ref: "noop"}})
@@ -95,7 +94,14 @@ func BenchmarkGuestCall(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer in.release()
+	b.Cleanup(in.release)
+	return in
+}
+
+// BenchmarkGuestCall is one guest call and nothing else: the noop guest's
+// handle_response, under its plugin's time limit, as the chain makes it.
+func BenchmarkGuestCall(b *testing.B) {
+	in := noopInstance(b)
 	ex := getExchange(httptest.NewRequest("GET", "http://gw.test/", nil), "203.0.113.9")
 	defer putExchange(ex)
 	b.ReportAllocs()
@@ -114,17 +120,7 @@ func BenchmarkGuestCall(b *testing.B) {
 // wazero's call costs by itself. It reports the mean of each and the ratio
 // of the first two.
 func BenchmarkGuestCallDeadline(b *testing.B) {
-	h := newTestHost(b)
-	h.load(b, "noop", benchLimits)
-	c, err := h.Chain("svc", []gatehouse.PluginRef{{Ref: "noop"}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	in, err := c.steps[0].slot.acquire()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer in.release()
+	in := noopInstance(b)
 	perCallContext := func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), in.ver.timeout)
 		defer cancel()
