@@ -21,9 +21,12 @@ import (
 // sys.ExitCodeDeadlineExceeded. An instance whose context expired is thrown
 // away, like any instance after an error.
 //
-// wazero still starts its watcher goroutine on every call while
-// WithCloseOnContextDone is on, whatever the context: without it, compiled
-// code has no termination checks and nothing could stop a guest's loop.
+// wazero (v1.12, internal/engine/wazevo/call_engine.go) still starts its
+// watcher goroutine on every call while WithCloseOnContextDone is on,
+// whatever the context; without that option, compiled code has no
+// termination checks and nothing could stop a guest's loop. Closing the
+// module from the watchdog instead (CloseWithExitCode) would close its
+// resources under a WASI call still running on the guest's goroutine.
 
 // overran is the deadline of an instance whose call the watchdog expired.
 const overran = -1
