@@ -52,10 +52,11 @@ type Config struct {
 
 // Host holds the loaded plugins and the pools of their attachments.
 type Host struct {
-	cache  wazero.CompilationCache
-	logger *slog.Logger
-	now    func() time.Time
-	checkR wazero.Runtime // compiles modules for Check, with no limits of a plugin
+	cache    wazero.CompilationCache
+	logger   *slog.Logger
+	now      func() time.Time
+	checkR   wazero.Runtime // compiles modules for Check, with no limits of a plugin
+	watchdog *watchdog      // bounds every guest call by its plugin's timeoutMs
 
 	mu        sync.Mutex
 	closed    bool
@@ -81,6 +82,7 @@ func NewHost(ctx context.Context, cfg Config) (*Host, error) {
 		versions:  map[string]*version{},
 		slots:     map[slotKey]*slot{},
 		byService: map[string][]*slot{},
+		watchdog:  newWatchdog(),
 	}
 	if h.logger == nil {
 		h.logger = slog.New(slog.DiscardHandler)
@@ -105,8 +107,8 @@ func (h *Host) runtimeConfig(memoryPages uint32) wazero.RuntimeConfig {
 	return wazero.NewRuntimeConfigCompiler().
 		WithCompilationCache(h.cache).
 		WithMemoryLimitPages(memoryPages).
-		// Compiled code checks for a closed module in loops and calls, so a
-		// per-call deadline can stop a guest that never returns.
+		// Compiled code checks for a closed module in loops and calls, so
+		// the watchdog can stop a guest that never returns (watchdog.go).
 		WithCloseOnContextDone(true)
 }
 

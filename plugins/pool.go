@@ -108,9 +108,11 @@ type instance struct {
 	hreq     api.Function
 	hresp    api.Function
 	stack    [2]uint64
-	features uint32    // enabled during start: in force for every request
-	ex       *exchange // the request being served, nil during start
-	reading  bool      // in a call: read offsets and first-write flags are per call
+	ctx      callContext  // of every guest call (watchdog.go)
+	deadline atomic.Int64 // of the call in progress, on the watchdog's clock; 0 between calls
+	features uint32       // enabled during start: in force for every request
+	ex       *exchange    // the request being served, nil during start
+	reading  bool         // in a call: read offsets and first-write flags are per call
 }
 
 func (v *version) newInstance(ctx context.Context, s *slot, p *pool) (*instance, error) {
@@ -118,6 +120,7 @@ func (v *version) newInstance(ctx context.Context, s *slot, p *pool) (*instance,
 		return nil, errVersionGone
 	}
 	in := &instance{ver: v, pool: p, slot: s}
+	in.ctx = callContext{in: in, done: make(chan struct{})}
 	if s != nil {
 		in.config = []byte(s.key.config)
 	}
@@ -131,15 +134,20 @@ func (v *version) newInstance(ctx context.Context, s *slot, p *pool) (*instance,
 	in.mod = mod
 	in.hreq = mod.ExportedFunction("handle_request")
 	in.hresp = mod.ExportedFunction("handle_response")
+	v.h.watchdog.add(in)
 	return in, nil
 }
 
-// call runs fn under the plugin's deadline; the host functions find the
-// instance (and through it the request) in the context.
+// call runs fn under the plugin's deadline, which the host's watchdog
+// keeps; the host functions find the instance (and through it the request)
+// in the context.
 func (in *instance) call(fn api.Function, stack []uint64) error {
-	ctx, cancel := context.WithTimeout(context.Background(), in.ver.timeout)
-	err := fn.CallWithStack(context.WithValue(ctx, instKey{}, in), stack)
-	cancel()
+	w := in.ver.h.watchdog
+	w.begin(in, in.ver.timeout)
+	err := fn.CallWithStack(&in.ctx, stack)
+	if !w.end(in) {
+		return errDeadline
+	}
 	if err == nil && in.mod.IsClosed() {
 		err = errors.New("guest exited")
 	}
@@ -148,6 +156,7 @@ func (in *instance) call(fn api.Function, stack []uint64) error {
 
 // close throws the instance away and frees its pool token.
 func (in *instance) close() {
+	in.ver.h.watchdog.remove(in)
 	_ = in.mod.Close(context.Background())
 	if in.pool != nil {
 		<-in.pool.tokens

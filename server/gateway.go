@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -38,8 +39,11 @@ type Gateway struct {
 
 	transport  *http.Transport
 	bufferPool httputil.BufferPool
+	proxyLog   *log.Logger // the reverse proxy's own complaints, as warnings
+	exchanges  sync.Pool   // *exchange, bound to this gateway
 	reqPrefix  string
 	reqSeq     atomic.Uint64
+	noTrace    bool // benchmarks only: no trace context
 	pipeline   []stage
 	unrouted   *serviceMetrics // requests that matched no service
 
@@ -49,11 +53,21 @@ type Gateway struct {
 
 var _ http.Handler = (*Gateway)(nil)
 
-// exchange is one request's state through the pipeline; pooled.
+// exchange is one request's way through the pipeline; pooled per gateway.
 type exchange struct {
+	// proxy forwards the request to the upstream. Its callbacks are bound
+	// to this exchange, so the request needs no context value to carry it
+	// to them. Made with the exchange; everything else is reset per request.
+	proxy httputil.ReverseProxy
+	exchangeState
+}
+
+// exchangeState is what one request sets in its exchange.
+type exchangeState struct {
 	start         time.Time
 	upstreamStart time.Time
 	reqID         string
+	traceparent   string // what the upstream receives; "" without tracing
 	path          string // canonical path
 	route         *route.Route
 	clientIP      netip.Addr
@@ -61,11 +75,10 @@ type exchange struct {
 	key           *keys.Key
 	decision      quota.Decision
 	hasDecision   bool
-	previousUntil int64         // the key's previous secret authenticated the call: when it stops working (epoch ms)
-	clientGone    bool          // the client cancelled while the upstream was asked: 499
-	forwarded     bool          // the plugins stage ran the proxy behind the chain
-	body          *clientBody   // the client's request body, watched for broken framing
-	fwdReq        *http.Request // the request as forwarded: it carries the exchange
+	previousUntil int64       // the key's previous secret authenticated the call: when it stops working (epoch ms)
+	clientGone    bool        // the client cancelled while the upstream was asked: 499
+	forwarded     bool        // the plugins stage ran the proxy behind the chain
+	body          *clientBody // the client's request body, watched for broken framing
 	sw            statusWriter
 	trace         traceContext  // W3C trace context (tracing.go)
 	upstreamDur   time.Duration // until the upstream's response headers
@@ -81,10 +94,6 @@ type exchange struct {
 	traceVal    [1]string
 	headerVals  [maxGatewayHeaders]string
 }
-
-type exchangeKey struct{}
-
-var exchangePool = sync.Pool{New: func() any { return new(exchange) }}
 
 // stage is one step of the pipeline: it hands on to the next stage by
 // returning the zero refusal, or stops the request with a refusal that
@@ -104,11 +113,10 @@ type refusal struct {
 
 var pass refusal
 
-// forwarder is what a route forwards through: its reverse proxy, behind the
-// service's plugin chain when it has one.
+// forwarder is what a route forwards through: the exchange's reverse proxy,
+// behind the service's plugin chain when it has one.
 type forwarder struct {
 	metrics     *serviceMetrics
-	proxy       *httputil.ReverseProxy
 	chain       *plugins.Chain
 	brokenChain bool // the service's plugins could not be chained: 502 plugin failure
 }
@@ -138,11 +146,14 @@ func newGateway(cfg GatewayConfig, routes *atomic.Pointer[route.Table], ix *keys
 		tls:        cfg.TLS,
 		transport:  NewTransport(cfg.UpstreamTimeout),
 		bufferPool: NewBufferPool(),
+		proxyLog:   slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 		reqPrefix:  newRequestPrefix(),
+		noTrace:    cfg.noTrace,
 		unrouted:   m.forService(""),
 		accessLog:  cfg.accessLog,
 		spans:      cfg.spans,
 	}
+	g.exchanges.New = func() any { return g.newExchange() }
 	// The whole request path, in the contract's order (section 3): the
 	// first stage that refuses answers.
 	g.pipeline = []stage{
@@ -158,39 +169,38 @@ func newGateway(cfg GatewayConfig, routes *atomic.Pointer[route.Table], ix *keys
 		g.stagePlugins,       // the plugin's own answer, 502 / 503 / 413
 		g.stageProxy,         // the upstream's answer, 502 / 504 / 400 for a broken body
 	}
-	if !cfg.noTrace {
-		// First, so that every answer's access log line has its trace.
-		g.pipeline = append([]stage{g.stageTrace}, g.pipeline...)
-	}
 	return g
 }
 
-// newForwarder builds the reverse proxy of one route; every route shares the
-// gateway's transport and buffer pool.
+// newForwarder makes the forwarder of one route.
 func (g *Gateway) newForwarder(serviceID string, chain *plugins.Chain) *forwarder {
-	return &forwarder{
-		metrics: g.metrics.forService(serviceID),
-		proxy: &httputil.ReverseProxy{
-			Rewrite:    g.rewrite,
-			Transport:  g.transport,
-			BufferPool: g.bufferPool,
-			// FlushInterval 0: ReverseProxy already flushes at once for
-			// event streams and bodies of unknown length; others go out in
-			// as few writes as possible.
-			ModifyResponse: g.modifyResponse,
-			ErrorHandler:   g.proxyError,
-			ErrorLog:       slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
-		},
-		chain: chain,
+	return &forwarder{metrics: g.metrics.forService(serviceID), chain: chain}
+}
+
+// newExchange makes an exchange with its reverse proxy; every exchange
+// shares the gateway's transport and buffer pool.
+func (g *Gateway) newExchange() *exchange {
+	x := &exchange{}
+	x.proxy = httputil.ReverseProxy{
+		Rewrite:    func(pr *httputil.ProxyRequest) { g.rewrite(x, pr) },
+		Transport:  g.transport,
+		BufferPool: g.bufferPool,
+		// FlushInterval 0: ReverseProxy already flushes at once for
+		// event streams and bodies of unknown length; others go out in
+		// as few writes as possible.
+		ModifyResponse: func(resp *http.Response) error { return g.modifyResponse(x, resp) },
+		ErrorHandler:   func(w http.ResponseWriter, r *http.Request, err error) { g.proxyError(x, w, r, err) },
+		ErrorLog:       g.proxyLog,
 	}
+	return x
 }
 
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	x := exchangePool.Get().(*exchange)
-	*x = exchange{start: g.now()}
+	x := g.exchanges.Get().(*exchange)
+	x.exchangeState = exchangeState{start: g.now()}
 	x.sw.ResponseWriter = w
-	x.sw.status = 0
-	x.reqID = g.reqPrefix + strconv.FormatUint(g.reqSeq.Add(1), 36)
+	// Before any stage, so that every answer and access log line has them.
+	g.identify(x, r)
 	defer g.finish(x, r)
 	defer func() {
 		if p := recover(); p != nil {
@@ -271,8 +281,24 @@ func (g *Gateway) finish(x *exchange, r *http.Request) {
 			"client_id", cid, "status", status, "dur_ms", g.now().Sub(x.start).Milliseconds())
 	}
 	g.observe(x, r, status, svc, end)
-	*x = exchange{}
-	exchangePool.Put(x)
+	x.exchangeState = exchangeState{}
+	g.exchanges.Put(x)
+}
+
+// identify gives the request its id and, unless tracing is off, its trace
+// context. One string holds both the id and the traceparent the upstream
+// receives: naming a request costs one allocation.
+func (g *Gateway) identify(x *exchange, r *http.Request) {
+	var buf [32 + traceparentLen]byte // the prefix (13), a base-36 uint64 (at most 13), the traceparent
+	b := append(buf[:0], g.reqPrefix...)
+	b = strconv.AppendUint(b, g.reqSeq.Add(1), 36)
+	n := len(b)
+	if !g.noTrace {
+		x.trace = newTraceContext(r.Header["Traceparent"], g.spans != nil)
+		b = x.trace.appendTraceparent(b)
+	}
+	s := string(b)
+	x.reqID, x.traceparent = s[:n], s[n:]
 }
 
 // errorHeaders sets the request id and, for a valid key, the quota headers
@@ -466,7 +492,10 @@ func (g *Gateway) stagePlugins(x *exchange, r *http.Request) refusal {
 		g.errorHeaders(x, x.sw.Header())
 	}
 	x.forwarded = true
-	err := fw.chain.Serve(&x.sw, x.forwardRequest(r), x.clientIP.String(), fw.proxy)
+	// The chain may change the method and body of what it forwards: it
+	// gets a copy, and r stays as the client sent it, for the access log.
+	fr := *r
+	err := fw.chain.Serve(&x.sw, x.forwardRequest(&fr), x.clientIP.String(), &x.proxy)
 	if err == nil || x.sw.status != 0 || x.clientGone {
 		return pass // done, or the answer had begun, or nobody is listening
 	}
@@ -494,22 +523,18 @@ func (g *Gateway) pluginRefusal(x *exchange, err error) refusal {
 // proxy holds.
 func (g *Gateway) stageProxy(x *exchange, r *http.Request) refusal {
 	if !x.forwarded {
-		x.forwarder().proxy.ServeHTTP(&x.sw, x.forwardRequest(r))
+		x.proxy.ServeHTTP(&x.sw, x.forwardRequest(r))
 	}
 	return pass
 }
 
-// forwardRequest is r with the exchange in its context (the reverse
-// proxy's callbacks find it there), and its body watched.
+// forwardRequest is r with its body watched.
 func (x *exchange) forwardRequest(r *http.Request) *http.Request {
-	if x.fwdReq == nil {
-		if r.Body != nil && r.Body != http.NoBody {
-			x.body = &clientBody{rc: r.Body}
-			r.Body = x.body
-		}
-		x.fwdReq = r.WithContext(context.WithValue(r.Context(), exchangeKey{}, x))
+	if r.Body != nil && r.Body != http.NoBody {
+		x.body = &clientBody{rc: r.Body}
+		r.Body = x.body
 	}
-	return x.fwdReq
+	return r
 }
 
 // clientBody is the client's request body, watched so that the error
@@ -539,8 +564,7 @@ func (b *clientBody) Close() error { return b.rc.Close() }
 func (x *exchange) bodyBroken() bool { return x.body != nil && x.body.broken.Load() }
 
 // rewrite shapes the upstream request (httputil.ReverseProxy.Rewrite).
-func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
-	x := pr.In.Context().Value(exchangeKey{}).(*exchange)
+func (g *Gateway) rewrite(x *exchange, pr *httputil.ProxyRequest) {
 	rt := x.route
 	t, _ := rt.NextTarget()
 	out := pr.Out
@@ -566,9 +590,9 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 	// Connection names: a client cannot have them dropped.
 	x.reqIDVal[0] = x.reqID
 	out.Header["Otoroshi-Request-Id"] = x.reqIDVal[:]
-	if x.trace.traceID != ([16]byte{}) {
+	if x.traceparent != "" {
 		// tracestate passes as the client sent it.
-		x.traceVal[0] = x.trace.traceparent()
+		x.traceVal[0] = x.traceparent
 		out.Header["Traceparent"] = x.traceVal[:]
 	}
 	delete(out.Header, "Otoroshi-Client-Secret")
@@ -588,8 +612,7 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 // modifyResponse sets the latency and quota headers of a proxied answer. They
 // go straight onto the client's ResponseWriter (the reverse proxy, or the
 // plugin chain, adds the upstream's headers to it), which saves copying them.
-func (g *Gateway) modifyResponse(resp *http.Response) error {
-	x := resp.Request.Context().Value(exchangeKey{}).(*exchange)
+func (g *Gateway) modifyResponse(x *exchange, resp *http.Response) error {
 	now := g.now()
 	up := now.Sub(x.upstreamStart)
 	x.upstreamDur = up
@@ -613,8 +636,7 @@ func (g *Gateway) modifyResponse(resp *http.Response) error {
 
 // proxyError is the reverse proxy's error handler: proxyRefusal maps the
 // error, refuse writes the answer.
-func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) {
-	x := r.Context().Value(exchangeKey{}).(*exchange)
+func (g *Gateway) proxyError(x *exchange, w http.ResponseWriter, r *http.Request, err error) {
 	if !x.upstreamStart.IsZero() {
 		x.upstreamDur = g.now().Sub(x.upstreamStart)
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net/http"
 	"net/url"
 	"sync"
 	"time"
@@ -103,25 +102,20 @@ func lowerHex(dst []byte, s string) bool {
 	return err == nil
 }
 
-// traceparent formats the context with the gateway's span as the parent.
-func (tc *traceContext) traceparent() string {
-	var b [55]byte
-	b[0], b[1], b[2] = '0', '0', '-'
-	hex.Encode(b[3:35], tc.traceID[:])
-	b[35] = '-'
-	hex.Encode(b[36:52], tc.spanID[:])
-	b[52] = '-'
-	hex.Encode(b[53:55], []byte{tc.flags})
-	return string(b[:])
+// traceparentLen is the length of a version 00 traceparent.
+const traceparentLen = 55
+
+// appendTraceparent appends the context with the gateway's span as the parent.
+func (tc *traceContext) appendTraceparent(b []byte) []byte {
+	b = append(b, "00-"...)
+	b = hex.AppendEncode(b, tc.traceID[:])
+	b = append(b, '-')
+	b = hex.AppendEncode(b, tc.spanID[:])
+	b = append(b, '-')
+	return hex.AppendEncode(b, []byte{tc.flags})
 }
 
 func (tc *traceContext) traceIDString() string { return hex.EncodeToString(tc.traceID[:]) }
-
-// stageTrace continues the client's trace or starts one.
-func (g *Gateway) stageTrace(x *exchange, r *http.Request) refusal {
-	x.trace = newTraceContext(r.Header["Traceparent"], g.spans != nil)
-	return pass
-}
 
 // requestRecord is what the access log and the span exporter keep of one
 // request; made at its end, handed off the request path.

@@ -72,18 +72,22 @@ func (l Location) String() string {
 // Credential is what Extract found. Secret and Token never appear in its
 // String or LogValue forms, so logging a Credential cannot leak them.
 type Credential struct {
-	Kind     Kind
-	ClientID string   // for JWT, filled in by Verify from the claims
-	Secret   string   // ClientHeaders and Basic
-	Token    string   // JWT: the raw token
-	In       Location // where it was found
-	Name     string   // header name (canonical), query parameter or cookie name
+	Kind Kind
+	// ClientID is filled in by Verify for JWT (from the claims) and Basic
+	// (once decoded).
+	ClientID string
+	// Secret is the ClientHeaders secret; for Basic, Verify fills it in
+	// with the secret that matched.
+	Secret string
+	Token  string   // JWT: the raw token
+	In     Location // where it was found
+	Name   string   // header name (canonical), query parameter or cookie name
 
 	// PreviousUntil is set by Verify when the key's previous secret matched
 	// (a rotation's grace period): epoch ms when it stops being accepted.
 	PreviousUntil int64
 
-	malformed bool // Basic that does not decode to id:secret
+	basic string // Basic: the base64 of id:secret, decoded by Verify
 }
 
 const (
@@ -108,8 +112,8 @@ const (
 //  3. JWT: Authorization: Bearer, Otoroshi-Token, ?bearer_auth=, cookie access_token;
 //  4. Basic: Authorization: Basic, Otoroshi-Authorization: Basic, ?basic_auth=.
 //
-// An empty value counts as absent. Extract allocates only to decode a Basic
-// credential or an escaped query value, and accepts any bytes.
+// An empty value counts as absent. Extract allocates only to unescape a
+// query value, and accepts any bytes.
 func Extract(r *http.Request, src Sources) Credential {
 	h := r.Header
 	var q queryValues
@@ -192,45 +196,41 @@ func splitAuthorization(v string) (scheme, payload string) {
 }
 
 func basicCredential(b64 string, in Location, name string) Credential {
-	c := Credential{Kind: Basic, In: in, Name: name}
-	id, secret, ok := DecodeBasic(b64)
-	if !ok {
-		c.malformed = true
-		return c
-	}
-	c.ClientID, c.Secret = id, secret
-	return c
+	return Credential{Kind: Basic, In: in, Name: name, basic: b64}
 }
 
-// DecodeBasic decodes the base64 of "id:secret"; the secret is everything
-// after the first colon. Padding is optional, since clients often drop it.
-func DecodeBasic(b64 string) (id, secret string, ok bool) {
+// basicBuf is the stack buffer a Basic credential decodes into: room for
+// the base64 of 192 bytes, more than a generated id and secret need.
+type basicBuf struct {
+	in  [256]byte
+	out [192]byte
+}
+
+// decodeBasic decodes the base64 of "id:secret" into buf (allocating only
+// when it does not fit); the secret is everything after the first colon.
+// Padding is optional, since clients often drop it.
+func decodeBasic(buf *basicBuf, b64 string) (id, secret []byte, ok bool) {
 	enc := base64.StdEncoding
 	if len(b64)%4 != 0 {
 		enc = base64.RawStdEncoding
 	}
-	// Decode on the stack when small, so the only allocation is the string
-	// that id and secret share.
-	var inBuf [256]byte
-	var outBuf [192]byte
 	var src, dst []byte
-	if len(b64) <= len(inBuf) {
-		src = inBuf[:copy(inBuf[:], b64)]
-		dst = outBuf[:]
+	if len(b64) <= len(buf.in) {
+		src = buf.in[:copy(buf.in[:], b64)]
+		dst = buf.out[:]
 	} else {
 		src = []byte(b64)
 		dst = make([]byte, enc.DecodedLen(len(b64)))
 	}
 	n, err := enc.Decode(dst, src)
 	if err != nil {
-		return "", "", false
+		return nil, nil, false
 	}
 	i := indexByte(dst[:n], ':')
 	if i < 0 {
-		return "", "", false
+		return nil, nil, false
 	}
-	s := string(dst[:n])
-	return s[:i], s[i+1:], true
+	return dst[:i], dst[i+1 : n], true
 }
 
 func indexByte(b []byte, c byte) int {

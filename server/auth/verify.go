@@ -54,11 +54,10 @@ func Verify(c *Credential, ix *keys.Index, prev *Previous, nowMs int64) (*keys.K
 		return nil, NoCredential
 	case JWT:
 		return verifyJWT(c, ix, prev, nowMs)
-	case ClientIDOnly, ClientHeaders, Basic:
+	case Basic:
+		return verifyBasic(c, ix, prev, nowMs)
+	case ClientIDOnly, ClientHeaders:
 	default:
-		return nil, Invalid
-	}
-	if c.malformed {
 		return nil, Invalid
 	}
 	k, ok := ix.Get(c.ClientID)
@@ -69,12 +68,8 @@ func Verify(c *Credential, ix *keys.Index, prev *Previous, nowMs int64) (*keys.K
 		if !k.AllowClientIDOnly {
 			return nil, Bad
 		}
-	} else if !equalSecret(c.Secret, k.Secret) {
-		old, until, ok := prev.get(c.ClientID, nowMs)
-		if !ok || !equalSecret(c.Secret, old) {
-			return nil, Bad
-		}
-		c.PreviousUntil = until
+	} else if _, ok := matchSecret(c, k, c.Secret, prev, nowMs); !ok {
+		return nil, Bad
 	}
 	if !k.Usable(nowMs) {
 		return nil, Bad
@@ -82,9 +77,48 @@ func Verify(c *Credential, ix *keys.Index, prev *Previous, nowMs int64) (*keys.K
 	return k, OK
 }
 
+// verifyBasic decodes the credential on the stack, so that a known client
+// id costs no allocation: c.ClientID and c.Secret become the key's own
+// strings. Only an unknown id is copied out, for c.ClientID.
+func verifyBasic(c *Credential, ix *keys.Index, prev *Previous, nowMs int64) (*keys.Key, Result) {
+	var buf basicBuf
+	id, secret, ok := decodeBasic(&buf, c.basic)
+	if !ok {
+		return nil, Invalid
+	}
+	k, ok := ix.Get(string(id)) // a lookup: the string stays on the stack
+	if !ok {
+		c.ClientID = string(id)
+		return nil, Invalid
+	}
+	c.ClientID = k.ClientID
+	if c.Secret, ok = matchSecret(c, k, secret, prev, nowMs); !ok {
+		return nil, Bad
+	}
+	if !k.Usable(nowMs) {
+		return nil, Bad
+	}
+	return k, OK
+}
+
+// matchSecret compares secret with k's secret, then with its previous one
+// (setting c.PreviousUntil when that one matches), and returns the secret
+// that matched.
+func matchSecret[S string | []byte](c *Credential, k *keys.Key, secret S, prev *Previous, nowMs int64) (string, bool) {
+	if equalSecret(secret, k.Secret) {
+		return k.Secret, true
+	}
+	old, until, ok := prev.get(k.ClientID, nowMs)
+	if !ok || !equalSecret(secret, old) {
+		return "", false
+	}
+	c.PreviousUntil = until
+	return old, true
+}
+
 // equalSecret compares in constant time for equal lengths, like
-// subtle.ConstantTimeCompare, without copying the strings to byte slices.
-func equalSecret(a, b string) bool {
+// subtle.ConstantTimeCompare, without copying either to a byte slice.
+func equalSecret[S string | []byte](a S, b string) bool {
 	if len(a) != len(b) {
 		return false
 	}
