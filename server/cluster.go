@@ -7,7 +7,9 @@ import (
 
 	"gatehouse/server/admin"
 	"gatehouse/server/cluster"
+	"gatehouse/server/keys"
 	"gatehouse/server/quota"
+	"gatehouse/store"
 	"gatehouse/views"
 )
 
@@ -86,6 +88,7 @@ func (s *Server) setupCluster() error {
 			Token:      s.cfg.Cluster.Token,
 			Store:      s.store,
 			Report:     func() cluster.Node { return s.self("") },
+			Prebuild:   s.prebuild,
 			Registerer: s.metrics.registry,
 			Logger:     s.log,
 		})
@@ -202,4 +205,55 @@ func (s *Server) releaseQuotas() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	s.cq.Release(ctx)
+}
+
+// prebuilt is a snapshot's keys put into a Sibling of the key index on
+// their own goroutine while the store writes them. When the snapshot
+// commits, the follower swaps it in whole, instead of reading a million
+// keys back and putting them one by one (follow.go): the two took a
+// fifth of a snapshot's load.
+type prebuilt struct {
+	rev  int64
+	ix   *keys.Index
+	err  error
+	done chan struct{} // closed once every key handed over is in ix
+}
+
+// prebuild starts indexing the keys of the snapshot at rev.
+func (s *Server) prebuild(rev int64) chan<- *store.ReplicaKey {
+	ch := make(chan *store.ReplicaKey, 4096)
+	p := &prebuilt{rev: rev, ix: s.keys.Sibling(), done: make(chan struct{})}
+	s.pre.Store(p)
+	go func() {
+		defer close(p.done)
+		auth := store.AuthKeys()
+		for k := range ch {
+			if p.err != nil {
+				continue // drain: the sender never blocks on a failed build
+			}
+			a, err := auth(k)
+			if err != nil {
+				p.err = err
+				continue
+			}
+			p.ix.PutAPIKey(&a)
+		}
+	}()
+	return ch
+}
+
+// takePrebuilt returns the index built for the snapshot at rev when it
+// holds the n keys the snapshot wrote; nil otherwise, and the follower
+// reads the keys from its view.
+func (s *Server) takePrebuilt(rev int64, n int) *keys.Index {
+	p := s.pre.Swap(nil)
+	if p == nil || p.rev != rev {
+		return nil
+	}
+	<-p.done
+	if p.err != nil || p.ix.Len() != n {
+		s.log.Warn("the snapshot's key index was not built: reading the keys back", "revision", rev, "err", p.err)
+		return nil
+	}
+	return p.ix
 }

@@ -40,7 +40,8 @@ func (f *follower) Prepare(ctx context.Context, v *store.View, cs []gatehouse.Ch
 		key   *gatehouse.APIKey // nil: the key is gone
 		reset bool
 	}
-	var reload []*keys.Key      // a cluster snapshot: every key, as it is now,
+	var fresh *keys.Index       // a cluster snapshot: every key, as it is now,
+	var reload []*keys.Key      // (read back when it was not prebuilt)
 	var previous *auth.Previous // and every previous secret
 	keys := map[string]*keyChange{}
 	catalog := false
@@ -48,9 +49,14 @@ func (f *follower) Prepare(ctx context.Context, v *store.View, cs []gatehouse.Ch
 		switch c.Kind {
 		case store.KindSnapshot:
 			catalog = true
-			var err error
-			if reload, err = allKeys(ctx, v); err != nil {
+			n, err := v.APIKeyCount(ctx)
+			if err != nil {
 				return nil, err
+			}
+			if fresh = s.takePrebuilt(c.Revision, n); fresh == nil {
+				if reload, err = allKeys(ctx, v); err != nil {
+					return nil, err
+				}
 			}
 			previous = auth.NewPrevious()
 			if err := v.ScanPreviousSecrets(ctx, s.cfg.Now().UnixMilli(), previous.Set); err != nil {
@@ -87,6 +93,9 @@ func (f *follower) Prepare(ctx context.Context, v *store.View, cs []gatehouse.Ch
 	}
 	last := cs[len(cs)-1].Revision
 	return func() {
+		if fresh != nil {
+			s.keys.Replace(fresh)
+		}
 		for _, k := range reload {
 			s.keys.Put(k)
 		}

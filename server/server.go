@@ -71,6 +71,7 @@ type Server struct {
 	cq       *cluster.Quotas // leader and worker: the quotas, on Redis
 	leader   *cluster.Leader
 	replica  *cluster.Replica
+	pre      atomic.Pointer[prebuilt] // a worker's snapshot keys, indexed while they are written
 	proxyURL atomic.Value // string: the bound gateway listener, for the cluster's list
 	revMu    sync.Mutex
 	revCh    chan struct{} // closed when a revision is applied

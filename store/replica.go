@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
+	"time"
 
 	"gatehouse"
 )
@@ -92,6 +94,33 @@ func scanReplicaKey(r rowScanner, box *secretBox) (ReplicaKey, error) {
 		}
 	}
 	return k, nil
+}
+
+// AuthKeys turns the keys of a snapshot, as they are decoded, into what
+// ScanKeyAuth reads of each: the fields the gateway checks a call against.
+// The caller owns the returned function; intern spares a million copies of
+// the same few entity names.
+func AuthKeys() func(k *ReplicaKey) (gatehouse.APIKey, error) {
+	intern := map[string]string{}
+	return func(k *ReplicaKey) (gatehouse.APIKey, error) {
+		a := gatehouse.APIKey{ClientID: k.ClientID, ClientSecret: k.Secret, Enabled: k.Enabled,
+			AllowClientIDOnly: k.ClientIDOnly, ReadOnly: k.ReadOnly, ThrottlingQuota: k.Throttling,
+			DailyQuota: k.Daily, MonthlyQuota: k.Monthly, ValidUntil: k.ValidUntil}
+		var err error
+		if a.AuthorizedEntities, err = decodeEntities(k.Entities, intern); err != nil {
+			return a, fmt.Errorf("api key %q: %w", k.ClientID, err)
+		}
+		return a, nil
+	}
+}
+
+// APIKeyCount counts the keys.
+func (v *View) APIKeyCount(ctx context.Context) (int, error) {
+	var n int
+	if err := v.q.QueryRowContext(ctx, "SELECT count(*) FROM apikeys").Scan(&n); err != nil {
+		return 0, fmt.Errorf("count apikeys: %w", err)
+	}
+	return n, nil
 }
 
 func nullInt(v sql.NullInt64) *int64 {
@@ -340,11 +369,12 @@ type replicaWriter struct {
 	seq                                         map[string]int64
 	empty                                       bool // the tables were emptied: nothing to replace
 
-	// A snapshot's keys are batched, a statement for many rows; their
-	// authorizedEntities rows are derived from the keys in one statement
-	// at the end (fillEntities).
+	// A snapshot's keys are batched, a statement for many rows, and their
+	// authorizedEntities rows are derived from each batch (fillEntities).
 	keyArgs  []any
 	keyBatch *sql.Stmt
+	fill     *sql.Stmt
+	filled   int64 // the last apikeys rowid whose entities are written
 }
 
 // keyRowArgs is the values of one apikeys row: client_id, seq and replicaKeyCols.
@@ -409,16 +439,26 @@ func (w *replicaWriter) flush(ctx context.Context) error {
 	}
 	clear(w.keyArgs) // let the batch's strings go
 	w.keyArgs = w.keyArgs[:0]
-	return nil
+	return w.fillEntities(ctx)
 }
 
-// fillEntities writes the apikey_entities rows of every key from its
-// authorized_entities column, after a snapshot's keys are in. They were
-// written in client id order, so the scan appends to both of the table's
-// indexes.
+// fillEntities writes the apikey_entities rows of the keys flush wrote since
+// its last call, from their authorized_entities column. A snapshot's keys
+// come in client id order, so this appends to both of the table's indexes,
+// and it runs batch by batch, while the leader is still sending.
 func (w *replicaWriter) fillEntities(ctx context.Context) error {
-	if _, err := w.tx.ExecContext(ctx, `INSERT OR IGNORE INTO apikey_entities (client_id, entity)
-		SELECT a.client_id, j.value FROM apikeys a, json_each(a.authorized_entities) j WHERE j.type = 'text' ORDER BY a.client_id, j.value`); err != nil {
+	if w.fill == nil {
+		var err error
+		if w.fill, err = w.tx.PrepareContext(ctx, `INSERT OR IGNORE INTO apikey_entities (client_id, entity)
+			SELECT a.client_id, j.value FROM apikeys a, json_each(a.authorized_entities) j
+			WHERE a.rowid > ? AND j.type = 'text'`); err != nil {
+			return fmt.Errorf("prepare apikey entities: %w", err)
+		}
+	}
+	if _, err := w.fill.ExecContext(ctx, w.filled); err != nil {
+		return fmt.Errorf("snapshot apikey entities: %w", err)
+	}
+	if err := w.tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(rowid), 0) FROM apikeys").Scan(&w.filled); err != nil {
 		return fmt.Errorf("snapshot apikey entities: %w", err)
 	}
 	return nil
@@ -468,7 +508,7 @@ func newReplicaWriter(ctx context.Context, tx *txn) (*replicaWriter, error) {
 }
 
 func (w *replicaWriter) Close() {
-	for _, s := range []*sql.Stmt{w.key, w.keyEnt, w.keyEntDel, w.group, w.service, w.plg, w.keyBatch} {
+	for _, s := range []*sql.Stmt{w.key, w.keyEnt, w.keyEntDel, w.group, w.service, w.plg, w.keyBatch, w.fill} {
 		if s != nil {
 			s.Close()
 		}
@@ -674,9 +714,8 @@ func (s *Store) ApplySnapshot(ctx context.Context, rev int64, next func() (*Repl
 		if err := w.flush(ctx); err != nil {
 			return err
 		}
-		if err := w.fillEntities(ctx); err != nil {
-			return err
-		}
+		fmt.Fprintln(os.Stderr, "ZZ inserted", time.Now().Format("15:04:05.000"))
+		fmt.Fprintln(os.Stderr, "ZZ entities", time.Now().Format("15:04:05.000"))
 		for k := range old {
 			if err := w.delete(ctx, k[0], k[1]); err != nil {
 				return err

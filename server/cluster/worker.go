@@ -29,6 +29,11 @@ type ReplicaConfig struct {
 	// Report is what the worker tells the leader about itself on each call.
 	Report     func() Node
 	PollWait   time.Duration // how long the leader holds a long poll; 2s when 0
+	// Prebuild, when set, is called at the start of a snapshot with its
+	// revision, and handed each of its keys as it is decoded, while the
+	// store writes them; the channel is closed at the end of the stream,
+	// whole or cut short (the store's answer says which).
+	Prebuild func(rev int64) chan<- *store.ReplicaKey
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
 }
@@ -266,6 +271,7 @@ func (r *Replica) snapshot(ctx context.Context) error {
 		return fmt.Errorf("%w: a snapshot starts with %q, not its head", errWire, first.kind)
 	}
 	rev := first.n
+	fmt.Fprintln(os.Stderr, "ZZ head", time.Now().Format("15:04:05.000"))
 	start := time.Now()
 	// Records are decoded on their own goroutine while the transaction
 	// writes the ones before, in batches so the two meet rarely.
@@ -277,8 +283,15 @@ func (r *Replica) snapshot(ctx context.Context) error {
 	batches := make(chan batch, 16)
 	dctx, stop := context.WithCancel(ctx)
 	defer stop()
+	var pre chan<- *store.ReplicaKey
+	if r.cfg.Prebuild != nil {
+		pre = r.cfg.Prebuild(rev)
+	}
 	go func() {
 		defer close(batches)
+		if pre != nil {
+			defer close(pre)
+		}
 		for {
 			b := batch{ents: make([]*store.ReplicaEntity, 0, 256)}
 			for len(b.ents) < cap(b.ents) && !b.end && b.err == nil {
@@ -290,6 +303,13 @@ func (r *Replica) snapshot(ctx context.Context) error {
 					b.err = err
 				case rec.entity != nil:
 					b.ents = append(b.ents, rec.entity)
+					if pre != nil && rec.entity.Key != nil {
+						select {
+						case pre <- rec.entity.Key:
+						case <-dctx.Done():
+							return
+						}
+					}
 				default:
 					b.err = fmt.Errorf("%w: a %q record in a snapshot", errWire, rec.kind)
 				}

@@ -175,6 +175,35 @@ func NewIndex() *Index {
 	return &Index{seed: maphash.MakeSeed()}
 }
 
+// Sibling returns an empty index that hashes as ix does, to be filled on
+// the side and then moved into ix whole with Replace.
+func (ix *Index) Sibling() *Index {
+	return &Index{seed: ix.seed}
+}
+
+// Replace makes ix hold exactly what from holds, a shard at a time under
+// its lock, so readers see each key either as it was or as it is in from;
+// from, a Sibling of ix, must not be used after. A cluster worker loads a
+// snapshot of a million keys this way instead of putting them one by one.
+func (ix *Index) Replace(from *Index) {
+	if from.seed != ix.seed {
+		panic("keys: Replace from an index that is not a Sibling")
+	}
+	for i := range ix.shards {
+		s, f := &ix.shards[i], &from.shards[i]
+		f.mu.Lock()
+		s.mu.Lock()
+		s.slots, s.count, s.pages, s.nrecs, s.free = f.slots, f.count, f.pages, f.nrecs, f.free
+		s.chunks, s.used, s.live, s.total = f.chunks, f.used, f.live, f.total
+		for w := range s.cache {
+			s.cache[w].Store(nil) // materialized from the records that went
+		}
+		f.slots, f.count, f.pages, f.nrecs, f.free, f.chunks, f.used, f.live, f.total = nil, 0, nil, 0, nil, nil, 0, 0, 0
+		s.mu.Unlock()
+		f.mu.Unlock()
+	}
+}
+
 // locate hashes a client id once, for both the shard and the table.
 func (ix *Index) locate(clientID string) (*shard, uint64) {
 	h := maphash.String(ix.seed, clientID)

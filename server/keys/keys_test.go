@@ -442,3 +442,55 @@ func (h pauseHist) max() float64 {
 	}
 	return 0
 }
+
+// An index filled on the side replaces another whole: its keys are found,
+// the other's are gone, and readers running through the swap see every key
+// of either.
+func TestReplace(t *testing.T) {
+	ix := NewIndex()
+	for i := range 1000 {
+		ix.Put(&Key{ClientID: fmt.Sprintf("old-%d", i), Secret: "s", Enabled: true})
+	}
+	ix.Put(&Key{ClientID: "both", Secret: "old"})
+	side := ix.Sibling()
+	for i := range 500 {
+		side.Put(&Key{ClientID: fmt.Sprintf("new-%d", i), Secret: "s", Entities: []string{"group_g"}})
+	}
+	side.Put(&Key{ClientID: "both", Secret: "new"})
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if k, ok := ix.Get("both"); !ok || (k.Secret != "old" && k.Secret != "new") {
+				t.Errorf("during the swap, both: %+v %v", k, ok)
+				return
+			}
+		}
+	}()
+	ix.Replace(side)
+	close(stop)
+	<-done
+	if n := ix.Len(); n != 501 {
+		t.Fatalf("%d keys after Replace, want 501", n)
+	}
+	if k, ok := ix.Get("both"); !ok || k.Secret != "new" {
+		t.Fatalf("both: %+v %v", k, ok)
+	}
+	if k, ok := ix.Get("new-499"); !ok || !k.InGroup("g") {
+		t.Fatalf("new-499: %+v %v", k, ok)
+	}
+	if _, ok := ix.Get("old-3"); ok {
+		t.Fatal("a key of the replaced index is still there")
+	}
+	ix.Put(&Key{ClientID: "after", Secret: "s"})
+	ix.Delete("new-0")
+	if _, ok := ix.Get("after"); !ok || ix.Len() != 501 {
+		t.Fatalf("writes after Replace: %d keys", ix.Len())
+	}
+}
