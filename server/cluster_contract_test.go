@@ -1,0 +1,581 @@
+package server
+
+// Contract section 11, sentence by sentence, against real parts: a
+// redis-server on a unix socket, gateway nodes on loopback, SQLite files.
+// Bounds are the contract's (1 s, 5 s, 10 s), measured from the answer of
+// the write or from the fault; conditions are polled, never slept on.
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"reflect"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/PuerkitoBio/goquery"
+	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/crypto/bcrypt"
+
+	"gatehouse/server/cluster"
+	"gatehouse/server/cluster/clustertest"
+)
+
+// contractClient never waits long on a node: an answer that takes seconds
+// is a failure the test reports, not a hang.
+var contractClient = &http.Client{Timeout: 10 * time.Second}
+
+// within polls cond until it holds and fails once bound has passed since
+// from: the bound is the contract's. It answers how long it took.
+func within(t *testing.T, from time.Time, bound time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	for {
+		if cond() {
+			return time.Since(from)
+		}
+		if d := time.Since(from); d > bound {
+			t.Fatalf("%s: not within %v (%v and counting)", what, bound, d.Round(time.Millisecond))
+		}
+		time.Sleep(5 * time.Millisecond) // polling interval, not a wait for a result
+	}
+}
+
+// api calls the node's admin API with the admin key and a JSON body.
+func (n *clusterNode) api(method, path, body string) (int, http.Header, string) {
+	n.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, _ := http.NewRequest(method, "http://"+n.admin+path, rd)
+	req.Header.Set("Otoroshi-Client-Id", "admin")
+	req.Header.Set("Otoroshi-Client-Secret", "admin-secret")
+	switch method {
+	case http.MethodPatch:
+		req.Header.Set("Content-Type", "application/merge-patch+json")
+	default:
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := contractClient.Do(req)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, string(b)
+}
+
+// through sends one keyed request through the node's gateway for host and
+// answers its status and Otoroshi-Error-Msg.
+func (n *clusterNode) through(host, id, secret string) (int, string) {
+	n.t.Helper()
+	req, _ := http.NewRequest("GET", "http://"+n.proxy+"/", nil)
+	req.Host = host
+	req.Header.Set("Otoroshi-Client-Id", id)
+	req.Header.Set("Otoroshi-Client-Secret", secret)
+	resp, err := contractClient.Do(req)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, resp.Header.Get("Otoroshi-Error-Msg")
+}
+
+// healthOK reads the node's /health, answering nil when it does not answer.
+func (n *clusterNode) healthOK() map[string]any {
+	resp, err := contractClient.Get("http://" + n.admin + "/health")
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	if json.NewDecoder(resp.Body).Decode(&m) != nil {
+		return nil
+	}
+	return m
+}
+
+// metric reads one unlabelled sample of the node's /metrics ("" when absent).
+func (n *clusterNode) metric(name string) string {
+	n.t.Helper()
+	code, _, body := n.api("GET", "/metrics", "")
+	if code != 200 {
+		n.t.Fatalf("%s /metrics: %d", n.name, code)
+	}
+	for _, line := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// nodes answers the leader's GET /api/cluster/nodes by name.
+func (n *clusterNode) nodes() map[string]map[string]any {
+	n.t.Helper()
+	code, _, body := n.api("GET", "/api/cluster/nodes", "")
+	var list []map[string]any
+	if code != 200 || json.Unmarshal([]byte(body), &list) != nil {
+		n.t.Fatalf("GET /api/cluster/nodes: %d %s", code, body)
+	}
+	out := map[string]map[string]any{}
+	for _, e := range list {
+		out[fmt.Sprint(e["name"])] = e
+	}
+	return out
+}
+
+// startCluster starts Redis, a leader seeded with seedLeader (key racer of
+// dailyQuota daily) and workers, each at the leader's revision.
+func startCluster(t *testing.T, daily int64, workers int, mod func(*Config)) (*clustertest.Redis, *upstream, *clusterNode, []*clusterNode) {
+	t.Helper()
+	r := clustertest.StartRedis(t)
+	up := newUpstream(t)
+	leader := startNode(t, "leader", RoleLeader, r.URL, "", mod)
+	seedLeader(t, leader, up, daily)
+	var ws []*clusterNode
+	for i := range workers {
+		ws = append(ws, startNode(t, fmt.Sprintf("w%d", i+1), RoleWorker, r.URL, leader.url(), mod))
+	}
+	for _, w := range ws {
+		waitUntil(t, w.name+" at the leader's revision", func() bool { return w.srv.Revision() == leader.srv.Revision() })
+	}
+	return r, up, leader, ws
+}
+
+func startNode(t *testing.T, name, role, redisURL, leader string, mod func(*Config)) *clusterNode {
+	n := &clusterNode{t: t, name: name, role: role, db: t.TempDir() + "/" + name + ".db", adminAddr: "127.0.0.1:0", mod: mod}
+	n.start(redisURL, leader)
+	return n
+}
+
+// "A write committed on the leader is served by every connected worker
+// within 1 s": a create, an update and a delete of a key and of a service,
+// each timed from the admin API's answer; and the worker's /health
+// revision is the write's.
+func TestClusterContractWriteServedByEveryWorkerWithinOneSecond(t *testing.T) {
+	_, up, leader, workers := startCluster(t, 1000, 2, nil)
+	var worst time.Duration
+	for _, s := range []struct {
+		what, method, path, body string
+		want                     int // the status the gateway answers once it serves the write
+		msg                      string
+		host, id, secret         string
+	}{
+		{"key created", "POST", "/api/groups/g/apikeys", `{"clientId": "p1", "clientSecret": "p1-secret", "clientName": "p1"}`,
+			200, "", "api.test", "p1", "p1-secret"},
+		{"key disabled", "PATCH", "/api/apikeys/p1", `{"enabled": false}`, 401, "bad apikey", "api.test", "p1", "p1-secret"},
+		{"key enabled again", "PATCH", "/api/apikeys/p1", `{"enabled": true}`, 200, "", "api.test", "p1", "p1-secret"},
+		{"key deleted", "DELETE", "/api/apikeys/p1", "", 401, "invalid apikey", "api.test", "p1", "p1-secret"},
+		{"service created", "POST", "/api/services", `{"id": "fresh", "groupId": "g", "name": "fresh", "domain": "fresh.test",
+			"targets": [{"host": "` + up.host() + `", "scheme": "http"}]}`, 200, "", "fresh.test", "racer", "racer-secret"},
+		{"service in maintenance", "PATCH", "/api/services/fresh", `{"maintenanceMode": true}`, 503, "service in maintenance mode",
+			"fresh.test", "racer", "racer-secret"},
+		{"service deleted", "DELETE", "/api/services/fresh", "", 404, "no route found", "fresh.test", "racer", "racer-secret"},
+	} {
+		code, hdr, body := leader.api(s.method, s.path, s.body)
+		answered := time.Now()
+		if code/100 != 2 {
+			t.Fatalf("%s: %s %s: %d %s", s.what, s.method, s.path, code, body)
+		}
+		rev := hdr.Get("Gatehouse-Revision")
+		if rev == "" {
+			t.Fatalf("%s: no Gatehouse-Revision", s.what)
+		}
+		for _, w := range workers {
+			d := within(t, answered, time.Second, w.name+" serving "+s.what, func() bool {
+				code, msg := w.through(s.host, s.id, s.secret)
+				return code == s.want && msg == s.msg
+			})
+			worst = max(worst, d)
+			if h := w.healthOK(); fmt.Sprint(h["revision"]) != rev {
+				t.Fatalf("%s: %s serves it, its /health says revision %v, the write was %s", s.what, w.name, h["revision"], rev)
+			}
+		}
+	}
+	t.Logf("slowest worker: %v after the write's answer", worst.Round(time.Millisecond))
+}
+
+// "its DELETE resets them on every node within 1 s": a key used up through
+// the leader and two workers admits again on each within 1 s of the
+// answer, and GET answers the cluster-wide count from zero.
+func TestClusterContractQuotaResetOnEveryNodeWithinOneSecond(t *testing.T) {
+	const n = 6
+	_, _, leader, workers := startCluster(t, n, 2, nil)
+	nodes := append([]*clusterNode{leader}, workers...)
+	admitted, refusedOn := 0, map[string]bool{}
+	for i := 0; len(refusedOn) < len(nodes); i++ {
+		if i > 1000 {
+			t.Fatalf("%d admitted, refusals on %v: the quota never ran out", admitted, refusedOn)
+		}
+		nd := nodes[i%len(nodes)]
+		switch code, msg := nd.through("api.test", "racer", "racer-secret"); {
+		case code == 200:
+			admitted++
+		case code == 429 && msg == "too many requests: daily quota":
+			refusedOn[nd.name] = true
+		default:
+			t.Fatalf("%s: %d %s", nd.name, code, msg)
+		}
+	}
+	if admitted != n {
+		t.Fatalf("%d admitted through three nodes on dailyQuota %d", admitted, n)
+	}
+	code, _, body := leader.api("DELETE", "/api/apikeys/racer/quotas", "")
+	answered := time.Now()
+	if code != 200 {
+		t.Fatalf("DELETE quotas: %d %s", code, body)
+	}
+	for _, nd := range nodes {
+		d := within(t, answered, time.Second, nd.name+" admitting after the reset", func() bool {
+			code, _ := nd.through("api.test", "racer", "racer-secret")
+			return code == 200
+		})
+		t.Logf("%s admits %v after the reset's answer", nd.name, d.Round(time.Millisecond))
+	}
+	waitUntil(t, "the cluster-wide count after the reset", func() bool {
+		_, _, body := leader.api("GET", "/api/apikeys/racer/quotas", "")
+		return strings.Contains(body, fmt.Sprintf(`"currentCallsPerDay":%d,`, len(nodes)))
+	})
+}
+
+// prodTimeouts gives a node the Redis timeout a deployed node has (the
+// cluster package's default), not the generous one of the other tests.
+func prodTimeouts(c *Config) { c.Cluster.RedisTimeout = 0 }
+
+// "A node sees a lost leader or Redis within 5 s and a returned one within
+// 10 s": the worker's /health "leader" and "redis", gatehouse_redis_up on
+// both nodes, and the leader's own entry of /api/cluster/nodes, through
+// Redis stopped (SIGSTOP) and continued, Redis killed and restarted, and
+// the leader stopped and started again.
+func TestClusterContractLostAndReturnedLinks(t *testing.T) {
+	r, _, leader, ws := startCluster(t, 1000, 1, prodTimeouts)
+	w := ws[0]
+	linked := func(what string, from time.Time, bound time.Duration, leaderLink, redisLink string, leaderUp bool) {
+		t.Helper()
+		up := map[string]string{cluster.Connected: "1", cluster.Unreachable: "0"}[redisLink]
+		d := within(t, from, bound, "the worker's /health after "+what, func() bool {
+			h := w.healthOK()
+			return h != nil && h["leader"] == leaderLink && h["redis"] == redisLink && h["role"] == "worker"
+		})
+		within(t, from, bound, "the worker's gatehouse_redis_up after "+what, func() bool { return w.metric("gatehouse_redis_up") == up })
+		if leaderUp {
+			within(t, from, bound, "the leader's gatehouse_redis_up after "+what, func() bool { return leader.metric("gatehouse_redis_up") == up })
+			within(t, from, bound, "the leader's own entry after "+what, func() bool {
+				e := leader.nodes()["leader"]
+				return e["redis"] == redisLink && e["leader"] == cluster.Connected
+			})
+		}
+		t.Logf("%s: the worker's /health says leader %s, redis %s after %v", what, leaderLink, redisLink, d.Round(time.Millisecond))
+	}
+	linked("start", time.Now(), 0, cluster.Connected, cluster.Connected, true)
+
+	r.Stop()
+	linked("redis stopped", time.Now(), 5*time.Second, cluster.Connected, cluster.Unreachable, true)
+	waitUntil(t, "the worker reporting redis unreachable to the leader", func() bool { return leader.nodes()["w1"]["redis"] == cluster.Unreachable })
+	r.Continue()
+	linked("redis continued", time.Now(), 10*time.Second, cluster.Connected, cluster.Connected, true)
+
+	r.Kill()
+	linked("redis killed", time.Now(), 5*time.Second, cluster.Connected, cluster.Unreachable, true)
+	r.Restart()
+	linked("redis restarted", time.Now(), 10*time.Second, cluster.Connected, cluster.Connected, true)
+	waitUntil(t, "the worker reporting redis connected to the leader", func() bool { return leader.nodes()["w1"]["redis"] == cluster.Connected })
+
+	if err := leader.stop(); err != nil {
+		t.Fatal(err)
+	}
+	linked("the leader stopped", time.Now(), 5*time.Second, cluster.Unreachable, cluster.Connected, false)
+	leader.start(r.URL, "")
+	linked("the leader started again", time.Now(), 10*time.Second, cluster.Connected, cluster.Connected, true)
+}
+
+// GET /api/cluster/nodes: exactly the contract's fields, the leader's own
+// entry ("connected"), each worker as it reports itself, the dashboard's
+// Cluster page showing the same rows; a worker that stops is listed while
+// it was seen in the last minute and not after (the leader's clock is
+// moved, nothing waits a minute).
+func TestClusterContractNodesSeenInTheLastMinute(t *testing.T) {
+	var skew atomic.Int64
+	clock := func(c *Config) {
+		if c.Role == RoleLeader {
+			c.Now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+		}
+	}
+	_, _, leader, ws := startCluster(t, 1000, 2, clock)
+	page := loginDashboard(t, leader)
+	fields := []string{"address", "lastSeen", "leader", "name", "redis", "revision", "role"}
+	rev := leader.srv.Revision()
+	var list map[string]map[string]any
+	waitUntil(t, "every worker reporting the leader's revision", func() bool {
+		list = leader.nodes()
+		return len(list) == 3 && list["w1"]["revision"] == float64(rev) && list["w2"]["revision"] == float64(rev)
+	})
+	now := float64(time.Now().Add(time.Duration(skew.Load())).UnixMilli())
+	for _, nd := range append([]*clusterNode{leader}, ws...) {
+		e := list[nd.name]
+		var keys []string
+		for k := range e {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		if strings.Join(keys, " ") != strings.Join(fields, " ") {
+			t.Errorf("%s: fields %v, want %v", nd.name, keys, fields)
+		}
+		if e["role"] != nd.role || e["address"] != BaseURL(nd.proxy, false) || e["leader"] != cluster.Connected || e["redis"] != cluster.Connected {
+			t.Errorf("%s: %v", nd.name, e)
+		}
+		if ls, _ := e["lastSeen"].(float64); ls > now || ls < now-float64((10*time.Second).Milliseconds()) {
+			t.Errorf("%s: lastSeen %v, the leader's clock says %v", nd.name, e["lastSeen"], now)
+		}
+	}
+	checkPage := func() {
+		t.Helper()
+		want := []string{}
+		for _, e := range leader.nodes() {
+			want = append(want, fmt.Sprintf("%v/%v/%v/%v/%v/%v", e["name"], e["role"], e["address"], e["revision"], e["leader"], e["redis"]))
+		}
+		sort.Strings(want)
+		got := []string{}
+		page("/cluster").Find(`[data-testid="cluster-node"]`).Each(func(_ int, s *goquery.Selection) {
+			cell := func(id string) string { return strings.TrimSpace(s.Find(`[data-testid="` + id + `"]`).Text()) }
+			got = append(got, strings.Join([]string{cell("node-name"), cell("node-role"), cell("node-address"),
+				cell("node-revision"), cell("node-leader"), cell("node-redis")}, "/"))
+		})
+		sort.Strings(got)
+		if strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Fatalf("Cluster page rows %v, API %v", got, want)
+		}
+	}
+	checkPage()
+
+	if err := ws[1].stop(); err != nil {
+		t.Fatal(err)
+	}
+	skew.Store(int64(50 * time.Second))
+	if _, ok := leader.nodes()["w2"]; !ok {
+		t.Fatal("a worker seen 50 s ago is not listed")
+	}
+	skew.Store(int64(61 * time.Second))
+	waitUntil(t, "the list without the stopped worker, with the running one", func() bool {
+		l := leader.nodes()
+		_, w1 := l["w1"]
+		_, w2 := l["w2"]
+		return w1 && !w2 && l["leader"]["leader"] == cluster.Connected
+	})
+	checkPage()
+}
+
+// loginDashboard signs in to the node's dashboard and answers a getter of
+// its pages.
+func loginDashboard(t *testing.T, n *clusterNode) func(path string) *goquery.Document {
+	t.Helper()
+	c := dashboardSession(t, n)
+	return func(path string) *goquery.Document {
+		t.Helper()
+		resp, err := c.Get("http://" + n.admin + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		doc, err := goquery.NewDocumentFromReader(resp.Body)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("GET %s: %d %v", path, resp.StatusCode, err)
+		}
+		return doc
+	}
+}
+
+// dashboardSession creates the user "admin" and signs in: the client holds
+// the session cookie.
+func dashboardSession(t *testing.T, n *clusterNode) *http.Client {
+	t.Helper()
+	hash, err := bcrypt.GenerateFromPassword([]byte("pw-for-the-test"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.st.CreateUser(context.Background(), "admin", string(hash)); err != nil {
+		t.Fatal(err)
+	}
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	resp, err := c.PostForm("http://"+n.admin+"/login", url.Values{"username": {"admin"}, "password": {"pw-for-the-test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	u, _ := url.Parse("http://" + n.admin + "/")
+	if len(jar.Cookies(u)) == 0 {
+		t.Fatalf("sign-in: %d, no session cookie", resp.StatusCode)
+	}
+	return c
+}
+
+// "the routes a worker uses on the leader (all under /api/cluster/, except
+// /api/cluster/nodes, which is an ordinary admin route) take only
+// Authorization: Bearer <cluster token>: anything else, the admin key and
+// a dashboard session included, is 401."
+func TestClusterContractClusterRoutesTakeOnlyTheToken(t *testing.T) {
+	_, _, leader, _ := startCluster(t, 1000, 0, nil)
+	session := dashboardSession(t, leader)
+	adminJWT := hs256(t, "admin-secret", jwt.MapClaims{"clientId": "admin"})
+	basic := func(id, secret string) string {
+		return "Basic " + base64.StdEncoding.EncodeToString([]byte(id+":"+secret))
+	}
+	type cred struct {
+		name    string
+		hdr     map[string]string
+		session bool
+	}
+	none := cred{name: "no header"}
+	adminHeaders := cred{name: "the admin key in Otoroshi headers", hdr: map[string]string{"Otoroshi-Client-Id": "admin", "Otoroshi-Client-Secret": "admin-secret"}}
+	adminBasic := cred{name: "the admin key as Basic", hdr: map[string]string{"Authorization": basic("admin", "admin-secret")}}
+	adminBearer := cred{name: "the admin key as a Bearer JWT", hdr: map[string]string{"Authorization": "Bearer " + adminJWT}}
+	cookie := cred{name: "a dashboard session", session: true}
+	wrong := cred{name: "a wrong token", hdr: map[string]string{"Authorization": "Bearer " + strings.Repeat("x", len(testClusterToken))}}
+	prefix := cred{name: "the token's first half", hdr: map[string]string{"Authorization": "Bearer " + testClusterToken[:len(testClusterToken)/2]}}
+	tokenBasic := cred{name: "the token as Basic", hdr: map[string]string{"Authorization": basic("x", testClusterToken)}}
+	tokenBare := cred{name: "the token without Bearer", hdr: map[string]string{"Authorization": testClusterToken}}
+	token := cred{name: "the cluster token", hdr: map[string]string{"Authorization": "Bearer " + testClusterToken}}
+	do := func(path string, c cred) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", "http://"+leader.admin+path, nil)
+		for k, v := range c.hdr {
+			req.Header.Set(k, v)
+		}
+		client := contractClient
+		if c.session {
+			client = session
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		io.Copy(io.Discard, resp.Body)
+		return resp.StatusCode, resp.Header.Get("Content-Type")
+	}
+	for _, path := range []string{"/api/cluster/changes?from=0", "/api/cluster/snapshot", "/api/cluster/other"} {
+		for _, c := range []cred{none, adminHeaders, adminBasic, adminBearer, cookie, wrong, prefix, tokenBasic, tokenBare} {
+			if code, ct := do(path, c); code != 401 || !strings.HasPrefix(ct, "application/json") {
+				t.Errorf("%s with %s: %d %s, want 401 JSON", path, c.name, code, ct)
+			}
+		}
+	}
+	for path, want := range map[string]int{"/api/cluster/changes?from=0": 200, "/api/cluster/snapshot": 200, "/api/cluster/other": 404} {
+		if code, _ := do(path, token); code != want {
+			t.Errorf("%s with the cluster token: %d, want %d", path, code, want)
+		}
+	}
+	// /api/cluster/nodes is an admin route: the admin key, never the token.
+	for _, c := range []struct {
+		c    cred
+		want int
+	}{{none, 401}, {token, 401}, {cookie, 401}, {wrong, 401}, {adminHeaders, 200}, {adminBasic, 200}, {adminBearer, 200}} {
+		if code, _ := do("/api/cluster/nodes", c.c); code != c.want {
+			t.Errorf("/api/cluster/nodes with %s: %d, want %d", c.c.name, code, c.want)
+		}
+	}
+}
+
+// A worker's admin listener: /ready 503 before its first configuration and
+// 200 once it serves one, /health and /metrics, and 421 with the exact body
+// for every other admin and dashboard route (a sample of each, with and
+// without the admin key).
+func TestClusterContractWorkerAdminListener(t *testing.T) {
+	r := clustertest.StartRedis(t)
+	up := newUpstream(t)
+	// The leader's address is taken before it listens: the worker starts first.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaderAddr := ln.Addr().String()
+	ln.Close()
+	leaderURL := "http://" + leaderAddr
+	w := startNode(t, "w1", RoleWorker, r.URL, leaderURL, nil)
+	get := func(path string) (int, string) {
+		resp, err := contractClient.Get("http://" + w.admin + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("/ready"); code != 503 {
+		t.Fatalf("/ready of a worker without a configuration: %d %s, want 503", code, body)
+	}
+	if h := w.healthOK(); h["status"] != "ok" || h["role"] != "worker" || h["revision"] != float64(0) ||
+		h["leader"] != cluster.Unreachable || h["redis"] != cluster.Connected {
+		t.Fatalf("/health of a worker without its leader: %v", h)
+	}
+
+	leader := &clusterNode{t: t, name: "leader", role: RoleLeader, db: t.TempDir() + "/leader.db", adminAddr: leaderAddr}
+	leader.start(r.URL, "")
+	seedLeader(t, leader, up, 1000)
+	waitUntil(t, "the worker ready", func() bool { code, _ := get("/ready"); return code == 200 })
+	waitUntil(t, "the worker at the leader's revision", func() bool { return w.srv.Revision() == leader.srv.Revision() })
+	h := w.healthOK()
+	var keys []string
+	for k := range h {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	if strings.Join(keys, " ") != "leader redis revision role status" || h["status"] != "ok" || h["role"] != "worker" ||
+		h["revision"] != float64(leader.srv.Revision()) || h["leader"] != cluster.Connected || h["redis"] != cluster.Connected {
+		t.Fatalf("/health of a worker: %v", h)
+	}
+	if code, _, body := w.api("GET", "/metrics", ""); code != 200 || !strings.Contains(body, "\ngatehouse_redis_up 1\n") {
+		t.Fatalf("/metrics with the admin key: %d", code)
+	}
+	if code, _ := get("/metrics"); code != 401 {
+		t.Fatalf("/metrics without a key: %d, want 401", code)
+	}
+
+	want := map[string]any{"error": "this node is a worker", "leader": leaderURL}
+	for _, rt := range []struct{ method, path, body string }{
+		{"GET", "/api/groups", ""}, {"POST", "/api/groups", `{"id": "x", "name": "x"}`}, {"GET", "/api/groups/g", ""},
+		{"GET", "/api/services", ""}, {"PUT", "/api/services/api", "{}"}, {"DELETE", "/api/services/api", ""},
+		{"GET", "/api/apikeys", ""}, {"GET", "/api/apikeys/racer", ""}, {"PATCH", "/api/apikeys/racer", `{"enabled": false}`},
+		{"GET", "/api/apikeys/racer/quotas", ""}, {"DELETE", "/api/apikeys/racer/quotas", ""},
+		{"POST", "/api/apikeys/_bulk", "[]"}, {"POST", "/api/apikeys/racer/rotate", ""},
+		{"GET", "/api/groups/g/apikeys", ""}, {"GET", "/api/plugins", ""}, {"GET", "/api/export", ""},
+		{"POST", "/api/apply", "format: gatehouse/v1"}, {"GET", "/api/audit", ""}, {"GET", "/api/users", ""},
+		{"GET", "/api/cluster/nodes", ""}, {"GET", "/api/cluster/changes?from=0", ""}, {"GET", "/api/openapi.json", ""},
+		{"GET", "/api/nothing-here", ""},
+		{"GET", "/", ""}, {"GET", "/login", ""}, {"POST", "/login", "username=admin&password=x"}, {"GET", "/services", ""},
+		{"GET", "/apikeys", ""}, {"GET", "/cluster", ""}, {"GET", "/audit", ""}, {"GET", "/users", ""},
+		{"GET", "/assets/app.css", ""}, {"GET", "/no-such-page", ""},
+	} {
+		for _, keyed := range []bool{false, true} {
+			req, _ := http.NewRequest(rt.method, "http://"+w.admin+rt.path, strings.NewReader(rt.body))
+			if keyed {
+				req.Header.Set("Otoroshi-Client-Id", "admin")
+				req.Header.Set("Otoroshi-Client-Secret", "admin-secret")
+			}
+			resp, err := contractClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			var got map[string]any
+			if resp.StatusCode != 421 || json.Unmarshal(b, &got) != nil || !reflect.DeepEqual(got, want) ||
+				!strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+				t.Errorf("%s %s (admin key %v): %d %s %q, want 421 %v", rt.method, rt.path, keyed, resp.StatusCode,
+					resp.Header.Get("Content-Type"), b, want)
+			}
+		}
+	}
+}
