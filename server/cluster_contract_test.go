@@ -18,6 +18,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -26,8 +27,10 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/crypto/bcrypt"
 
+	"gatehouse"
 	"gatehouse/server/cluster"
 	"gatehouse/server/cluster/clustertest"
+	"gatehouse/store"
 )
 
 // contractClient never waits long on a node: an answer that takes seconds
@@ -577,5 +580,204 @@ func TestClusterContractWorkerAdminListener(t *testing.T) {
 					resp.Header.Get("Content-Type"), b, want)
 			}
 		}
+	}
+}
+
+// liveEverywhere waits until every node counts every node live (Redis's
+// heartbeats), which the throttling shares divide by.
+func liveEverywhere(t *testing.T, nodes []*clusterNode) {
+	t.Helper()
+	waitUntil(t, "every node counting every node live", func() bool {
+		for _, nd := range nodes {
+			if nd.srv.cq.LiveNodes() != int64(len(nodes)) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// hammer sends calls for key id from clients goroutines, each going round
+// the nodes, and answers the statuses, the time the first call was sent and
+// the time the last answer came.
+func hammer(t *testing.T, nodes []*clusterNode, id string, clients, per int) (codes map[int]int, first, last time.Time) {
+	t.Helper()
+	var mu sync.Mutex
+	codes = map[int]int{}
+	var wg sync.WaitGroup
+	first = time.Now()
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range per {
+				code, _ := nodes[(c+i)%len(nodes)].through("api.test", id, id+"-secret")
+				mu.Lock()
+				codes[code]++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return codes, first, time.Now()
+}
+
+// "Quotas hold across the nodes: throttling ... count every node's calls":
+// section 6's bound, at most N + N*T calls over T seconds, for the three
+// nodes together, through their gateways, on a fresh key per rate. T is
+// taken from the first call sent to the last answer, so the bound is the
+// loosest honest one; three nodes each admitting a whole burst of N would
+// pass 3N at once.
+func TestClusterContractThrottlingHoldsAcrossNodes(t *testing.T) {
+	_, _, leader, ws := startCluster(t, 1_000_000, 2, nil)
+	nodes := append([]*clusterNode{leader}, ws...)
+	liveEverywhere(t, nodes)
+	for _, n := range []int64{9, 30} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			id := fmt.Sprintf("rate%d", n)
+			k := newKey(id, id+"-secret", withGroupKey("g"), func(k *gatehouse.APIKey) { k.ThrottlingQuota = n })
+			if err := leader.st.CreateAPIKey(context.Background(), &k); err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range ws {
+				waitUntil(t, w.name+" at the leader's revision", func() bool { return w.srv.Revision() == leader.srv.Revision() })
+			}
+			codes, first, last := hammer(t, nodes, id, 24, 15)
+			secs := last.Sub(first).Seconds()
+			bound := float64(n) + float64(n)*secs
+			if codes[200] == 0 || float64(codes[200]) > bound || codes[200]+codes[429] != 24*15 {
+				t.Fatalf("throttlingQuota %d through 3 nodes over %.2f s: %v, at most %.1f may pass", n, secs, codes, bound)
+			}
+			t.Logf("throttlingQuota %d: %d admitted over %.2f s (bound %.1f), %d refused", n, codes[200], secs, bound, codes[429])
+		})
+	}
+}
+
+// "Usage history per day (section 9) is kept by the leader in SQLite":
+// calls made through a worker only are on the leader's dashboard key page,
+// survive a quota reset, and are in the leader's SQLite file.
+func TestClusterContractUsageHistoryOnTheLeader(t *testing.T) {
+	_, _, leader, ws := startCluster(t, 1000, 1, nil)
+	for i := range 7 {
+		if code, msg := ws[0].through("api.test", "racer", "racer-secret"); code != 200 {
+			t.Fatalf("call %d through the worker: %d %s", i, code, msg)
+		}
+	}
+	page := loginDashboard(t, leader)
+	day := time.Now().UTC().Format("2006-01-02")
+	count := func() string {
+		return page("/apikeys/racer").Find(`[data-testid="usage-bar"][data-day="`+day+`"]`).AttrOr("data-count", "")
+	}
+	waitUntil(t, "the worker's calls in the leader's usage history", func() bool { return count() == "7" })
+	if code, _, body := leader.api("DELETE", "/api/apikeys/racer/quotas", ""); code != 200 {
+		t.Fatalf("DELETE quotas: %d %s", code, body)
+	}
+	if got := count(); got != "7" {
+		t.Fatalf("usage of today after a quota reset: %q, want 7", got)
+	}
+	db := leader.db
+	if err := leader.stop(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	cs, err := st.UsageDays(context.Background(), "racer", day, day)
+	if err != nil || len(cs) != 1 || cs[0].Count != 7 {
+		t.Fatalf("the leader's SQLite file: %+v %v, want 7 calls on %s", cs, err, day)
+	}
+}
+
+// "No request waits on Redis for long: with Redis unreachable a node
+// answers within its usual latency": with Redis stopped (SIGSTOP) every
+// answer of three nodes, for a key they hold slices of, a key near its
+// limit and a key they never saw, comes within 1 s (a generous bound: the
+// only timing asserted); what they admit stays within the quota and is
+// added to Redis when it is back (the leader's cluster-wide count).
+func TestClusterContractNoRequestWaitsOnAStoppedRedis(t *testing.T) {
+	r, _, leader, ws := startCluster(t, 3000, 2, prodTimeouts)
+	nodes := append([]*clusterNode{leader}, ws...)
+	ctx := context.Background()
+	for _, k := range []gatehouse.APIKey{
+		newKey("near", "near-secret", withGroupKey("g"), func(k *gatehouse.APIKey) { k.DailyQuota = 40 }),
+		newKey("cold", "cold-secret", withGroupKey("g")),
+	} {
+		if err := leader.st.CreateAPIKey(ctx, &k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, w := range ws {
+		waitUntil(t, w.name+" at the leader's revision", func() bool { return w.srv.Revision() == leader.srv.Revision() })
+	}
+	liveEverywhere(t, nodes)
+	type key struct {
+		id    string
+		daily int64
+		warm  int
+	}
+	keys := []key{{"racer", 3000, 300}, {"near", 40, 30}, {"cold", 10_000_000, 0}}
+	admitted := map[string]int64{}
+	for _, k := range keys {
+		for i := range k.warm {
+			if code, msg := nodes[i%3].through("api.test", k.id, k.id+"-secret"); code != 200 {
+				t.Fatalf("%s warming up, call %d: %d %s", k.id, i, code, msg)
+			}
+			admitted[k.id]++
+		}
+	}
+
+	r.Stop()
+	var mu sync.Mutex
+	var slowest time.Duration
+	codes := map[string]map[int]int{}
+	var wg sync.WaitGroup
+	for c := range 12 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 30 {
+				k := keys[(c+i)%len(keys)]
+				start := time.Now()
+				code, _ := nodes[(c+i/3)%3].through("api.test", k.id, k.id+"-secret")
+				d := time.Since(start)
+				mu.Lock()
+				slowest = max(slowest, d)
+				if codes[k.id] == nil {
+					codes[k.id] = map[int]int{}
+				}
+				codes[k.id][code]++
+				mu.Unlock()
+				if d > time.Second {
+					t.Errorf("%s through %s with redis stopped: answered after %v", k.id, nodes[(c+i/3)%3].name, d)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("redis stopped: slowest answer %v; statuses %v", slowest.Round(time.Millisecond), codes)
+	for _, k := range keys {
+		if n := codes[k.id][200] + codes[k.id][429]; n != 120 {
+			t.Fatalf("%s: statuses %v, want only 200 and 429", k.id, codes[k.id])
+		}
+		admitted[k.id] += int64(codes[k.id][200])
+		if admitted[k.id] > k.daily {
+			t.Fatalf("%s: %d admitted on dailyQuota %d", k.id, admitted[k.id], k.daily)
+		}
+	}
+	if codes["racer"][200] == 0 {
+		t.Fatal("nothing admitted from the slices and shares the nodes held while redis was stopped")
+	}
+
+	r.Continue()
+	for _, nd := range nodes {
+		waitUntil(t, nd.name+" seeing redis again", func() bool { return nd.healthOK() != nil && nd.srv.cq.Up() })
+	}
+	for _, k := range keys {
+		waitUntil(t, "the calls admitted during the outage in the cluster-wide count of "+k.id, func() bool {
+			_, _, body := leader.api("GET", "/api/apikeys/"+k.id+"/quotas", "")
+			return strings.Contains(body, fmt.Sprintf(`"currentCallsPerDay":%d,`, admitted[k.id]))
+		})
 	}
 }
