@@ -632,7 +632,7 @@ func TestClusterContractThrottlingHoldsAcrossNodes(t *testing.T) {
 	_, _, leader, ws := startCluster(t, 1_000_000, 2, nil)
 	nodes := append([]*clusterNode{leader}, ws...)
 	liveEverywhere(t, nodes)
-	for _, n := range []int64{9, 30} {
+	for _, n := range []int64{1, 2, 9, 30} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			id := fmt.Sprintf("rate%d", n)
 			k := newKey(id, id+"-secret", withGroupKey("g"), func(k *gatehouse.APIKey) { k.ThrottlingQuota = n })
