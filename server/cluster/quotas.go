@@ -799,6 +799,14 @@ func (q *Quotas) startCall(st *state, want int64, giveBack bool) chan struct{} {
 			q.reservations.Inc()
 			q.reservedCalls.Add(float64(grant))
 		}
+		// Calls admitted from the budget while this call was on its way
+		// count against what Redis keeps of it now (res[6]); those beyond it
+		// come out of the slice just granted, or they would be admitted twice.
+		if over := min(st.owed+st.owedOut-res[6], st.owed, grant); over > 0 {
+			grant -= over
+			st.owed -= over
+			st.used += over
+		}
 		st.held += grant
 		st.budget = res[9] // the target: Redis keeps at least this much set aside
 		st.remD, st.remM = limD-res[2]-res[7], limM-res[3]-res[8]
