@@ -11,9 +11,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"reflect"
 	"sort"
@@ -779,5 +783,166 @@ func TestClusterContractNoRequestWaitsOnAStoppedRedis(t *testing.T) {
 			_, _, body := leader.api("GET", "/api/apikeys/"+k.id+"/quotas", "")
 			return strings.Contains(body, fmt.Sprintf(`"currentCallsPerDay":%d,`, admitted[k.id]))
 		})
+	}
+}
+
+// "daily and monthly quotas of section 6 count every node's calls": a key
+// of monthlyQuota 5 (and a daily quota far above it) through three nodes
+// passes 5 calls between them, then each node answers the monthly 429.
+func TestClusterContractMonthlyQuotaAcrossNodes(t *testing.T) {
+	_, _, leader, ws := startCluster(t, 1000, 2, nil)
+	nodes := append([]*clusterNode{leader}, ws...)
+	code, _, body := leader.api("PATCH", "/api/apikeys/racer", `{"monthlyQuota": 5}`)
+	if code != 200 {
+		t.Fatalf("PATCH: %d %s", code, body)
+	}
+	for _, w := range ws {
+		waitUntil(t, w.name+" at the leader's revision", func() bool { return w.srv.Revision() == leader.srv.Revision() })
+	}
+	ok := 0
+	for i := range 12 {
+		switch code, msg := nodes[i%3].through("api.test", "racer", "racer-secret"); {
+		case code == 200:
+			ok++
+		case code != 429 || msg != "too many requests: monthly quota":
+			t.Fatalf("call %d through %s: %d %q", i, nodes[i%3].name, code, msg)
+		}
+	}
+	if ok != 5 {
+		t.Fatalf("%d calls through three nodes on monthlyQuota 5", ok)
+	}
+	for _, nd := range nodes {
+		if code, msg := nd.through("api.test", "racer", "racer-secret"); code != 429 || msg != "too many requests: monthly quota" {
+			t.Fatalf("%s after the month's 5: %d %q", nd.name, code, msg)
+		}
+	}
+}
+
+// "Leader and worker share --cluster-token": a worker with another token
+// is refused by the leader, never serves its configuration and says its
+// leader is unreachable.
+func TestClusterContractWorkerWithAnotherTokenIsRefused(t *testing.T) {
+	r, _, leader, _ := startCluster(t, 1000, 0, nil)
+	var logs syncBuffer
+	w := startNode(t, "stranger", RoleWorker, r.URL, leader.url(), func(c *Config) {
+		c.Cluster.Token = strings.Repeat("z", len(testClusterToken))
+		c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	})
+	waitUntil(t, "the leader refusing the worker", func() bool { return strings.Contains(logs.String(), "401 Unauthorized") })
+	if _, _, body := leader.api("GET", "/api/cluster/nodes", ""); strings.Contains(body, "stranger") {
+		t.Fatalf("a worker with another token listed: %s", body)
+	}
+	h := w.healthOK()
+	if w.ready() || h["leader"] != cluster.Unreachable || h["revision"] != float64(0) {
+		t.Fatalf("a worker with another token: ready %v, /health %v", w.ready(), h)
+	}
+	if code, msg := w.through("api.test", "racer", "racer-secret"); code != 404 || msg != "no route found" {
+		t.Fatalf("a worker with another token serves: %d %q", code, msg)
+	}
+}
+
+// cutLink is the network between a worker and its leader, as a reverse
+// proxy a test can cut: while cut, every call, in flight or new, fails.
+type cutLink struct {
+	*httptest.Server
+	mu     sync.Mutex
+	cut    bool
+	cancel context.CancelFunc
+	ctx    context.Context
+	paths  []string
+}
+
+func newCutLink(t *testing.T, leaderAdmin string) *cutLink {
+	target, _ := url.Parse("http://" + leaderAdmin)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.ErrorLog = log.New(io.Discard, "", 0)
+	l := &cutLink{}
+	l.ctx, l.cancel = context.WithCancel(context.Background())
+	l.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		l.mu.Lock()
+		cut, ctx := l.cut, l.ctx
+		l.paths = append(l.paths, r.URL.Path)
+		l.mu.Unlock()
+		if cut {
+			panic(http.ErrAbortHandler)
+		}
+		rp.ServeHTTP(w, r.WithContext(ctx))
+	}))
+	t.Cleanup(l.Close)
+	return l
+}
+
+// set cuts the link (true) or mends it (false); cutting fails the calls in
+// flight too.
+func (l *cutLink) set(cut bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.cut = cut
+	if cut {
+		l.cancel()
+		l.ctx, l.cancel = context.WithCancel(context.Background())
+	}
+	l.paths = nil
+}
+
+func (l *cutLink) seen() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.paths...)
+}
+
+// "A worker that was cut off catches up from the revision it holds": a
+// running worker cut off from its leader while keys are created, changed
+// and deleted serves what it held, and once the link is back serves every
+// write, from the change log (no snapshot asked for).
+func TestClusterContractCutOffWorkerCatchesUpFromItsRevision(t *testing.T) {
+	r := clustertest.StartRedis(t)
+	up := newUpstream(t)
+	leader := startNode(t, "leader", RoleLeader, r.URL, "", nil)
+	seedLeader(t, leader, up, 1000)
+	link := newCutLink(t, leader.admin)
+	w := startNode(t, "w1", RoleWorker, r.URL, link.URL, nil)
+	waitUntil(t, "the worker at the leader's revision", func() bool { return w.srv.Revision() == leader.srv.Revision() })
+
+	link.set(true)
+	within(t, time.Now(), 5*time.Second, "the cut-off worker seeing its leader lost", func() bool {
+		return w.healthOK()["leader"] == cluster.Unreachable
+	})
+	held := w.srv.Revision()
+	for _, c := range []struct{ method, path, body string }{
+		{"POST", "/api/groups/g/apikeys", `{"clientId": "m1", "clientSecret": "m1-secret"}`},
+		{"POST", "/api/groups/g/apikeys", `{"clientId": "m2", "clientSecret": "m2-secret"}`},
+		{"PATCH", "/api/apikeys/racer", `{"enabled": false}`},
+		{"DELETE", "/api/apikeys/m2", ""},
+	} {
+		if code, _, body := leader.api(c.method, c.path, c.body); code/100 != 2 {
+			t.Fatalf("%s %s: %d %s", c.method, c.path, code, body)
+		}
+	}
+	if code, msg := w.through("api.test", "m1", "m1-secret"); code != 401 || msg != "invalid apikey" {
+		t.Fatalf("a key created while the worker was cut off: %d %q before the link is back", code, msg)
+	}
+	if code, _ := w.through("api.test", "racer", "racer-secret"); code != 200 || w.srv.Revision() != held {
+		t.Fatalf("the cut-off worker: racer %d, revision %d (held %d)", code, w.srv.Revision(), held)
+	}
+
+	link.set(false)
+	within(t, time.Now(), 10*time.Second, "the worker seeing its leader back", func() bool {
+		return w.healthOK()["leader"] == cluster.Connected
+	})
+	waitUntil(t, "the worker at the leader's revision again", func() bool { return w.srv.Revision() == leader.srv.Revision() })
+	for _, c := range []struct {
+		id   string
+		code int
+		msg  string
+	}{{"m1", 200, ""}, {"m2", 401, "invalid apikey"}, {"racer", 401, "bad apikey"}} {
+		if code, msg := w.through("api.test", c.id, c.id+"-secret"); code != c.code || msg != c.msg {
+			t.Errorf("%s after catching up: %d %q, want %d %q", c.id, code, msg, c.code, c.msg)
+		}
+	}
+	for _, p := range link.seen() {
+		if p != "/api/cluster/changes" {
+			t.Fatalf("the worker asked the leader for %s after the cut (all: %v), want changes only", p, link.seen())
+		}
 	}
 }
