@@ -21,6 +21,7 @@ import (
 	"net/url"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -944,5 +945,44 @@ func TestClusterContractCutOffWorkerCatchesUpFromItsRevision(t *testing.T) {
 		if p != "/api/cluster/changes" {
 			t.Fatalf("the worker asked the leader for %s after the cut (all: %v), want changes only", p, link.seen())
 		}
+	}
+}
+
+// "Quota time comes from one clock for all nodes (Redis's)": a worker
+// whose own clock is a day and a half ahead still counts today's calls on
+// Redis's day: a key used up through the leader stays refused through it,
+// with the leader's Retry-After (the same midnight), and it is not given a
+// new day's quota.
+func TestClusterContractQuotaTimeIsRedisClock(t *testing.T) {
+	ahead := func(c *Config) {
+		if c.Role == RoleWorker {
+			c.Now = func() time.Time { return time.Now().Add(36 * time.Hour) }
+		}
+	}
+	_, _, leader, ws := startCluster(t, 3, 1, ahead)
+	w := ws[0]
+	for i := range 3 {
+		if code, msg := leader.through("api.test", "racer", "racer-secret"); code != 200 {
+			t.Fatalf("call %d through the leader: %d %s", i, code, msg)
+		}
+	}
+	retryAfter := func(n *clusterNode) (int, string) {
+		req, _ := http.NewRequest("GET", "http://"+n.proxy+"/", nil)
+		req.Host = "api.test"
+		req.Header.Set("Otoroshi-Client-Id", "racer")
+		req.Header.Set("Otoroshi-Client-Secret", "racer-secret")
+		resp, err := contractClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("Retry-After")
+	}
+	lc, lra := retryAfter(leader)
+	wc, wra := retryAfter(w)
+	l, _ := strconv.Atoi(lra)
+	wv, _ := strconv.Atoi(wra)
+	if lc != 429 || wc != 429 || l < 1 || wv < 1 || wv > l+5 || l > wv+5 {
+		t.Fatalf("after the day's 3: the leader %d Retry-After %q, the worker (its clock 36 h ahead) %d Retry-After %q", lc, lra, wc, wra)
 	}
 }
