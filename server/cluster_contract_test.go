@@ -986,3 +986,27 @@ func TestClusterContractQuotaTimeIsRedisClock(t *testing.T) {
 		t.Fatalf("after the day's 3: the leader %d Retry-After %q, the worker (its clock 36 h ahead) %d Retry-After %q", lc, lra, wc, wra)
 	}
 }
+
+// A write committed on the leader's file by another process (gatehouse
+// admin, another writer) is a write on the leader too: every worker serves
+// it within 1 s of its commit.
+func TestClusterContractAnotherWritersCommitReachesWorkersWithinOneSecond(t *testing.T) {
+	_, _, leader, ws := startCluster(t, 1000, 2, nil)
+	other, err := store.Open(context.Background(), leader.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	k := newKey("outside", "outside-secret", withGroupKey("g"))
+	if err := other.CreateAPIKey(context.Background(), &k); err != nil {
+		t.Fatal(err)
+	}
+	committed := time.Now()
+	for _, w := range ws {
+		d := within(t, committed, time.Second, w.name+" serving a key another writer created", func() bool {
+			code, _ := w.through("api.test", "outside", "outside-secret")
+			return code == 200
+		})
+		t.Logf("%s serves it %v after the commit", w.name, d.Round(time.Millisecond))
+	}
+}
