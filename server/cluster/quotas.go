@@ -730,8 +730,10 @@ func (q *Quotas) startCall(st *state, want int64, giveBack bool) chan struct{} {
 	cur.cap = max(st.budget-st.owedOut, 0)
 	limD, limM := st.limD, st.limM
 	if giveBack {
-		// The budget goes back too: nothing is admitted from it meanwhile.
-		want, st.budget, cur.cap = 0, 0, 0
+		// The slice and the budget go back: nothing is admitted from them
+		// meanwhile, since Redis frees all of them. Should the call fail,
+		// they stay set aside in Redis rather than risk being admitted twice.
+		want, st.held, st.budget, cur.cap = 0, 0, 0, 0
 	}
 	go func() {
 		defer close(ch)
