@@ -46,6 +46,7 @@ type clusterNode struct {
 	srv          *Server
 	proxy, admin string
 	stop         func() error
+	mod          func(*Config) // a test's changes to the node's configuration
 }
 
 // testLogger discards the nodes' logs unless GATEHOUSE_TEST_LOG is set.
@@ -86,6 +87,9 @@ func (n *clusterNode) start(redisURL, leader string) {
 		Role:            n.role,
 		Cluster: ClusterConfig{Redis: redisURL, Leader: leader, LeaderCA: n.caFile, Token: testClusterToken, NodeName: n.name,
 			RedisTimeout: 2 * time.Second},
+	}
+	if n.mod != nil {
+		n.mod(&cfg)
 	}
 	srv, err := New(ctx, cfg, st)
 	if err != nil {

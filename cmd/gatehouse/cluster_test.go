@@ -93,7 +93,7 @@ func TestClusterFlags(t *testing.T) {
 }
 
 // startWorker runs a worker binary; its first lines name its listeners.
-func startWorker(t *testing.T, db, redisURL, leader string) (proxy, admin string) {
+func startWorker(t *testing.T, db, redisURL, leader string) (proxy, admin string, _ *exec.Cmd) {
 	t.Helper()
 	cmd := exec.Command(binary, "serve", "--db", db, "--proxy-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
 		"--role", "worker", "--redis", redisURL, "--cluster-token", token, "--leader", leader, "--node-name", "w")
@@ -116,7 +116,7 @@ func startWorker(t *testing.T, db, redisURL, leader string) (proxy, admin string
 		errc <- fmt.Errorf("stdout closed")
 	}()
 	m := out.wait(t, regexp.MustCompile(`gateway: +(http://\S+)\n +health: +(http://\S+)/health`), errc)
-	return m[1], m[2]
+	return m[1], m[2], cmd
 }
 
 func healthOf(t *testing.T, admin string) map[string]any {
@@ -160,7 +160,7 @@ func TestClusterLeaderKilled(t *testing.T) {
 		t.Fatalf("PATCH key: %d", resp.StatusCode)
 	}
 	rev := resp.Header.Get("Gatehouse-Revision")
-	proxy, admin := startWorker(t, filepath.Join(dir, "worker.db"), r.URL, leader.admin)
+	proxy, admin, _ := startWorker(t, filepath.Join(dir, "worker.db"), r.URL, leader.admin)
 	eventually(t, "the worker at the leader's revision", func() bool {
 		h := healthOf(t, admin)
 		return fmt.Sprint(h["revision"]) == rev && h["leader"] == "connected" && h["redis"] == "connected"

@@ -41,9 +41,13 @@ var reserveLua string
 //go:embed heartbeat.lua
 var heartbeatLua string
 
+//go:embed throttle.lua
+var throttleLua string
+
 var (
 	reserveScript   = redis.NewScript(reserveLua)
 	heartbeatScript = redis.NewScript(heartbeatLua)
+	throttleScript  = redis.NewScript(throttleLua)
 )
 
 // QuotaConfig configures the Redis-backed quotas of one node.
@@ -132,6 +136,7 @@ type state struct {
 	lastUsed                      int64 // local unix ns of the last admitted call
 	watchUntil                    int64 // sync every tick until then (a reset is in flight)
 	tat                           float64
+	rateUntil                     int64 // local unix ns: Redis's bucket refuses until then
 }
 
 type report struct {
@@ -387,6 +392,30 @@ func (st *state) throttle(n, live int64, now int64, commit bool) (ok bool, wait,
 	return true, 0, min(n, int64(math.Max((burst-(next-float64(now)))/e, 0))*live)
 }
 
+// throttleShared takes one call from the key's bucket in Redis, with st.mu
+// held; with Redis unreachable the node's own bucket decides.
+func (q *Quotas) throttleShared(st *state, n, now int64) (ok bool, wait, remaining int64) {
+	var clock string
+	if q.cfg.Clock != nil {
+		clock = strconv.FormatInt(q.cfg.Clock().UnixMilli(), 10)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), q.cfg.Timeout)
+	defer cancel()
+	q.redisCalls.Inc()
+	out, err := throttleScript.Run(ctx, q.rdb, []string{st.prefix}, n, clock).Int64Slice()
+	if err != nil || len(out) != 3 {
+		q.setUp(false, err)
+		return st.throttle(n, q.LiveNodes(), now, true)
+	}
+	q.setUp(true, nil)
+	if out[0] == 0 {
+		wait = out[1] * int64(time.Millisecond)
+		st.rateUntil = now + wait
+		return false, wait, 0
+	}
+	return true, 0, out[2]
+}
+
 // want sizes the next slice: Window's worth of the key's recent rate here.
 func (q *Quotas) want(st *state) int64 {
 	rate := max(st.winCalls, st.prevCalls) // calls in a second
@@ -437,7 +466,14 @@ func (q *Quotas) Take(clientID string, l quota.Limits) quota.Decision {
 		st.day, st.mon = p.day, p.mon
 	}
 	var d quota.Decision
-	ok, wait, rateLeft := st.throttle(l.Throttling, q.LiveNodes(), now, false)
+	live := q.LiveNodes()
+	// Under one call per node: the bucket is Redis's, asked once the other
+	// quotas admit the call; what it refused is refused here until then.
+	shared := l.Throttling > 0 && l.Throttling < live && q.up.Load()
+	ok, wait, rateLeft := st.throttle(l.Throttling, live, now, false)
+	if shared {
+		ok, wait, rateLeft = now >= st.rateUntil, st.rateUntil-now, 0
+	}
 	d.RateRemaining = rateLeft
 	if !ok {
 		q.refuse(st, &d, quota.Throttling, wait, p, now)
@@ -498,7 +534,11 @@ func (q *Quotas) Take(clientID string, l quota.Limits) quota.Decision {
 		return d
 	}
 	// The lock was let go while waiting on Redis: the bucket decides again.
-	ok, wait, d.RateRemaining = st.throttle(l.Throttling, q.LiveNodes(), now, true)
+	if shared {
+		ok, wait, d.RateRemaining = q.throttleShared(st, l.Throttling, now)
+	} else {
+		ok, wait, d.RateRemaining = st.throttle(l.Throttling, q.LiveNodes(), now, true)
+	}
 	if !ok {
 		if fromHeld {
 			st.held++
@@ -690,8 +730,10 @@ func (q *Quotas) startCall(st *state, want int64, giveBack bool) chan struct{} {
 	cur.cap = max(st.budget-st.owedOut, 0)
 	limD, limM := st.limD, st.limM
 	if giveBack {
-		// The budget goes back too: nothing is admitted from it meanwhile.
-		want, st.budget, cur.cap = 0, 0, 0
+		// The slice and the budget go back: nothing is admitted from them
+		// meanwhile, since Redis frees all of them. Should the call fail,
+		// they stay set aside in Redis rather than risk being admitted twice.
+		want, st.held, st.budget, cur.cap = 0, 0, 0, 0
 	}
 	go func() {
 		defer close(ch)
@@ -758,6 +800,14 @@ func (q *Quotas) startCall(st *state, want int64, giveBack bool) chan struct{} {
 		if grant > 0 {
 			q.reservations.Inc()
 			q.reservedCalls.Add(float64(grant))
+		}
+		// Calls admitted from the budget while this call was on its way
+		// count against what Redis keeps of it now (res[6]); those beyond it
+		// come out of the slice just granted, or they would be admitted twice.
+		if over := min(st.owed+st.owedOut-res[6], st.owed, grant); over > 0 {
+			grant -= over
+			st.owed -= over
+			st.used += over
 		}
 		st.held += grant
 		st.budget = res[9] // the target: Redis keeps at least this much set aside
