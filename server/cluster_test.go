@@ -16,7 +16,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -450,10 +449,6 @@ func BenchmarkClusterSnapshot1M(b *testing.B) {
 		}
 		leader.start(r.URL, "")
 		b.StartTimer()
-		if f := os.Getenv("SNAPPROF"); f != "" {
-			fh, _ := os.Create(f)
-			pprof.StartCPUProfile(fh)
-		}
 		start := time.Now()
 		w := newClusterNodeTB(b, "w", RoleWorker, r.URL, leader.url())
 		for w.srv.Revision() != leader.srv.Revision() || w.srv.keys.Len() != leader.srv.keys.Len() {
@@ -463,7 +458,6 @@ func BenchmarkClusterSnapshot1M(b *testing.B) {
 			time.Sleep(20 * time.Millisecond)
 		}
 		b.ReportMetric(time.Since(start).Seconds(), "s/snapshot")
-		pprof.StopCPUProfile()
 		b.StopTimer()
 		w.stop()
 		leader.stop()

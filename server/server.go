@@ -72,7 +72,7 @@ type Server struct {
 	leader   *cluster.Leader
 	replica  *cluster.Replica
 	pre      atomic.Pointer[prebuilt] // a worker's snapshot keys, indexed while they are written
-	proxyURL atomic.Value // string: the bound gateway listener, for the cluster's list
+	proxyURL atomic.Value             // string: the bound gateway listener, for the cluster's list
 	revMu    sync.Mutex
 	revCh    chan struct{} // closed when a revision is applied
 	plugins  *plugins.Host

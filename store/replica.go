@@ -6,9 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
+	"strconv"
 	"strings"
-	"time"
 
 	"gatehouse"
 )
@@ -372,7 +371,9 @@ type replicaWriter struct {
 	// A snapshot's keys are batched, a statement for many rows, and their
 	// authorizedEntities rows are derived from each batch (fillEntities).
 	keyArgs  []any
-	keyBatch *sql.Stmt
+	plain    bool         // the batched rows are plain (plainDefaults)
+	bound    []any        // a plain batch's bound values
+	keyBatch [2]*sql.Stmt // by plain
 	fill     *sql.Stmt
 	filled   int64 // the last apikeys rowid whose entities are written
 }
@@ -380,10 +381,9 @@ type replicaWriter struct {
 // keyRowArgs is the values of one apikeys row: client_id, seq and replicaKeyCols.
 var keyRowArgs = strings.Count(replicaKeyCols, ",") + 3
 
-// keyPlaceholders is the VALUES of n apikeys rows.
-func keyPlaceholders(n int) string {
-	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", keyRowArgs), ", ") + ")"
-	return strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
+// keyPlaceholders is the VALUES of one apikeys row.
+func keyPlaceholders() string {
+	return "(" + strings.TrimSuffix(strings.Repeat("?, ", keyRowArgs), ", ") + ")"
 }
 
 // keyUpdates sets every column of replicaKeyCols from the row an upsert brings.
@@ -405,10 +405,78 @@ const (
 	defaultAutoCheckpoint = 1000
 )
 
-// keyBatchRows keys of 21 columns stay far below SQLite's 32,766 parameters.
+// keyBatchRows keys of at most 21 parameters stay far below SQLite's 32,766.
 const keyBatchRows = 200
 
+// keyRowCols is the column names of a key row as rowArgs makes it.
+var keyRowCols = func() []string {
+	cols := []string{"client_id", "seq"}
+	for _, c := range strings.Split(replicaKeyCols, ",") {
+		cols = append(cols, strings.TrimSpace(c))
+	}
+	return cols
+}()
+
+// plainDefaults are the values most keys leave every column but ten at: a
+// batch of such plain rows writes them as literals and binds only the
+// others, 10 parameters a row instead of 21 (binding took a third of a
+// snapshot's writing). Each is the value rowArgs makes and its SQL literal.
+var plainDefaults = map[string]struct {
+	v   any
+	sql string
+}{
+	"description": {"", "''"}, "allow_client_id_only": {false, "0"}, "read_only": {false, "0"},
+	"valid_until": {nil, "NULL"}, "metadata": {"{}", "'{}'"}, "tags": {"[]", "'[]'"},
+	"rotation_enabled": {false, "0"}, "rotation_every": {int64(gatehouse.DefaultRotationEvery), strconv.Itoa(gatehouse.DefaultRotationEvery)},
+	"rotation_grace":  {int64(gatehouse.DefaultGracePeriod), strconv.Itoa(gatehouse.DefaultGracePeriod)},
+	"previous_secret": {nil, "NULL"}, "previous_valid_until": {nil, "NULL"},
+}
+
+// plainAt and boundAt are the places in a row of the columns plainDefaults
+// holds and of the others; plainValues the values at plainAt.
+var plainAt, boundAt, plainValues = func() (p, b []int, v []any) {
+	for i, c := range keyRowCols {
+		if d, ok := plainDefaults[c]; ok {
+			p, v = append(p, i), append(v, d.v)
+		} else {
+			b = append(b, i)
+		}
+	}
+	return p, b, v
+}()
+
+// plain reports whether args (a row of rowArgs) has every plainDefaults value.
+func plain(args []any) bool {
+	for j, i := range plainAt {
+		if args[i] != plainValues[j] {
+			return false
+		}
+	}
+	return true
+}
+
+// batchSQL is the statement inserting keyBatchRows rows, plain or not.
+func batchSQL(plainRows bool) string {
+	vals := make([]string, len(keyRowCols))
+	for i, c := range keyRowCols {
+		vals[i] = "?"
+		if d, ok := plainDefaults[c]; ok && plainRows {
+			vals[i] = d.sql
+		}
+	}
+	row := "(" + strings.Join(vals, ", ") + ")"
+	return "INSERT INTO apikeys (" + strings.Join(keyRowCols, ", ") + ") VALUES " +
+		strings.TrimSuffix(strings.Repeat(row+", ", keyBatchRows), ", ")
+}
+
 func (w *replicaWriter) batchKey(ctx context.Context, args []any) error {
+	p := plain(args)
+	if len(w.keyArgs) > 0 && p != w.plain {
+		if err := w.flush(ctx); err != nil {
+			return err
+		}
+	}
+	w.plain = p
 	w.keyArgs = append(w.keyArgs, args...)
 	if len(w.keyArgs) >= keyBatchRows*keyRowArgs {
 		return w.flush(ctx)
@@ -419,17 +487,28 @@ func (w *replicaWriter) batchKey(ctx context.Context, args []any) error {
 // flush writes the batched keys: a whole batch with one statement, what is
 // left row by row.
 func (w *replicaWriter) flush(ctx context.Context) error {
-	var err error
 	if len(w.keyArgs) == keyBatchRows*keyRowArgs {
-		if w.keyBatch == nil {
-			if w.keyBatch, err = w.tx.PrepareContext(ctx, "INSERT INTO apikeys (client_id, seq, "+replicaKeyCols+") VALUES "+
-				keyPlaceholders(keyBatchRows)); err != nil {
+		stmt := &w.keyBatch[boolInt(w.plain)]
+		if *stmt == nil {
+			var err error
+			if *stmt, err = w.tx.PrepareContext(ctx, batchSQL(w.plain)); err != nil {
 				return fmt.Errorf("prepare key batch: %w", err)
 			}
 		}
-		if _, err := w.keyBatch.ExecContext(ctx, w.keyArgs...); err != nil {
+		args := w.keyArgs
+		if w.plain { // only the columns that are not literals
+			args = w.bound[:0]
+			for row := 0; row < len(w.keyArgs); row += keyRowArgs {
+				for _, i := range boundAt {
+					args = append(args, w.keyArgs[row+i])
+				}
+			}
+			w.bound = args
+		}
+		if _, err := (*stmt).ExecContext(ctx, args...); err != nil {
 			return fmt.Errorf("insert key batch: %w", err)
 		}
+		clear(w.bound)
 	} else {
 		for i := 0; i < len(w.keyArgs); i += keyRowArgs {
 			if _, err := w.key.ExecContext(ctx, w.keyArgs[i:i+keyRowArgs]...); err != nil {
@@ -440,6 +519,13 @@ func (w *replicaWriter) flush(ctx context.Context) error {
 	clear(w.keyArgs) // let the batch's strings go
 	w.keyArgs = w.keyArgs[:0]
 	return w.fillEntities(ctx)
+}
+
+func boolInt(v bool) int {
+	if v {
+		return 1
+	}
+	return 0
 }
 
 // fillEntities writes the apikey_entities rows of the keys flush wrote since
@@ -482,7 +568,7 @@ func newReplicaWriter(ctx context.Context, tx *txn) (*replicaWriter, error) {
 		dst **sql.Stmt
 		q   string
 	}{
-		{&w.key, "INSERT INTO apikeys (client_id, seq, " + replicaKeyCols + ") VALUES " + keyPlaceholders(1) +
+		{&w.key, "INSERT INTO apikeys (client_id, seq, " + replicaKeyCols + ") VALUES " + keyPlaceholders() +
 			" ON CONFLICT (client_id) DO UPDATE SET " + keyUpdates()},
 		{&w.keyEnt, "INSERT OR IGNORE INTO apikey_entities (client_id, entity) VALUES (?, ?)"},
 		{&w.keyEntDel, "DELETE FROM apikey_entities WHERE client_id = ?"},
@@ -508,7 +594,7 @@ func newReplicaWriter(ctx context.Context, tx *txn) (*replicaWriter, error) {
 }
 
 func (w *replicaWriter) Close() {
-	for _, s := range []*sql.Stmt{w.key, w.keyEnt, w.keyEntDel, w.group, w.service, w.plg, w.keyBatch, w.fill} {
+	for _, s := range []*sql.Stmt{w.key, w.keyEnt, w.keyEntDel, w.group, w.service, w.plg, w.keyBatch[0], w.keyBatch[1], w.fill} {
 		if s != nil {
 			s.Close()
 		}
@@ -714,8 +800,6 @@ func (s *Store) ApplySnapshot(ctx context.Context, rev int64, next func() (*Repl
 		if err := w.flush(ctx); err != nil {
 			return err
 		}
-		fmt.Fprintln(os.Stderr, "ZZ inserted", time.Now().Format("15:04:05.000"))
-		fmt.Fprintln(os.Stderr, "ZZ entities", time.Now().Format("15:04:05.000"))
 		for k := range old {
 			if err := w.delete(ctx, k[0], k[1]); err != nil {
 				return err

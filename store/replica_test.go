@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"testing"
 
 	"gatehouse"
@@ -197,5 +198,43 @@ func TestReplicationCarriesPreviousSecrets(t *testing.T) {
 	must(t, worker.r.QueryRowContext(ctx, "SELECT previous_secret FROM apikeys WHERE client_id = 'poll'").Scan(&wsec))
 	if !isSealed(wsec) || lsec == wsec {
 		t.Errorf("the worker stores the previous secret as %q (the leader: %q): want its own sealing", wsec, lsec)
+	}
+}
+
+// Keys at their defaults and keys that are not, in runs longer and shorter
+// than a batch, arrive as the leader has them.
+func TestSnapshotOfPlainAndOtherKeys(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	leader, worker := newStore(t), newStore(t)
+	g := gatehouse.Group{ID: "g", Name: "g"}
+	must(t, leader.CreateGroup(ctx, &g))
+	var ks []gatehouse.APIKey
+	for i := range 700 {
+		k := gatehouse.DefaultAPIKey()
+		k.ClientID, k.ClientSecret, k.AuthorizedEntities = fmt.Sprintf("k%04d", i), fmt.Sprintf("s%d", i), []string{"group_g"}
+		switch {
+		case i >= 210 && i < 215:
+			k.Description = "not plain"
+		case i == 500:
+			k.Tags = []string{"t"}
+		case i == 650:
+			k.ReadOnly = true
+		}
+		ks = append(ks, k)
+	}
+	must(t, leader.CreateAPIKeys(ctx, ks))
+	copySnapshot(t, leader, worker)
+	for _, k := range ks {
+		a, err := leader.GetAPIKey(ctx, k.ClientID)
+		must(t, err)
+		b, err := worker.GetAPIKey(ctx, k.ClientID)
+		must(t, err)
+		if !reflect.DeepEqual(a, b) {
+			t.Fatalf("%s differs:\nleader %+v\nworker %+v", k.ClientID, a, b)
+		}
+	}
+	if _, n, _ := worker.ListAPIKeys(ctx, gatehouse.KeyFilter{GroupID: "g"}, gatehouse.Page{Page: 1, PageSize: 1}); n != 700 {
+		t.Fatalf("the worker finds %d keys in the group, want 700", n)
 	}
 }

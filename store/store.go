@@ -7,7 +7,6 @@
 package store
 
 import (
-	"os"
 	"context"
 	"database/sql"
 	"errors"
@@ -170,25 +169,21 @@ func (s *Store) write(ctx context.Context, fn func(tx *txn) error) error {
 		if rev, err = log(ctx, t); err != nil {
 			return storageErr(err)
 		}
-		fmt.Fprintln(os.Stderr, "ZZ prepare", time.Now().Format("15:04:05.000"))
 		if install, err = s.prepare(ctx, t, rev); err != nil {
 			// Whatever the follower's reason, the write is sound and the
 			// gateway failed it: an internal error (500), never the caller's.
 			return fmt.Errorf("the gateway cannot apply revision %d: %v", rev, err)
 		}
 	}
-	fmt.Fprintln(os.Stderr, "ZZ prepared", time.Now().Format("15:04:05.000"))
 	if err := tx.Commit(); err != nil {
 		if install != nil {
 			s.follower.Abandoned(ctx)
 		}
 		return storageErr(fmt.Errorf("commit: %w", err))
 	}
-	fmt.Fprintln(os.Stderr, "ZZ committed", time.Now().Format("15:04:05.000"))
 	if install != nil {
 		install()
 	}
-	fmt.Fprintln(os.Stderr, "ZZ installed", time.Now().Format("15:04:05.000"))
 	if rev > 0 {
 		gatehouse.RecordRevision(ctx, rev)
 	}

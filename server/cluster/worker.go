@@ -27,13 +27,13 @@ type ReplicaConfig struct {
 	Token    string
 	Store    *store.Store
 	// Report is what the worker tells the leader about itself on each call.
-	Report     func() Node
-	PollWait   time.Duration // how long the leader holds a long poll; 2s when 0
+	Report   func() Node
+	PollWait time.Duration // how long the leader holds a long poll; 2s when 0
 	// Prebuild, when set, is called at the start of a snapshot with its
 	// revision, and handed each of its keys as it is decoded, while the
 	// store writes them; the channel is closed at the end of the stream,
 	// whole or cut short (the store's answer says which).
-	Prebuild func(rev int64) chan<- *store.ReplicaKey
+	Prebuild   func(rev int64) chan<- *store.ReplicaKey
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
 }
@@ -184,7 +184,9 @@ func (r *Replica) get(ctx context.Context, path string, q url.Values, timeout ti
 
 func (r *Replica) poll(ctx context.Context, rev int64) error {
 	q := url.Values{"from": {strconv.FormatInt(rev, 10)}, "wait": {strconv.FormatInt(r.cfg.PollWait.Milliseconds(), 10)}}
-	resp, cancel, err := r.get(ctx, "/api/cluster/changes", q, r.cfg.PollWait+3*time.Second)
+	// The leader answers within PollWait; a second more and it is lost
+	// (contract: a lost leader is seen within 5 s).
+	resp, cancel, err := r.get(ctx, "/api/cluster/changes", q, r.cfg.PollWait+time.Second)
 	if err != nil {
 		return err
 	}
@@ -271,7 +273,6 @@ func (r *Replica) snapshot(ctx context.Context) error {
 		return fmt.Errorf("%w: a snapshot starts with %q, not its head", errWire, first.kind)
 	}
 	rev := first.n
-	fmt.Fprintln(os.Stderr, "ZZ head", time.Now().Format("15:04:05.000"))
 	start := time.Now()
 	// Records are decoded on their own goroutine while the transaction
 	// writes the ones before, in batches so the two meet rarely.
