@@ -11,8 +11,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"gatehouse/server/cluster/clustertest"
 )
 
 // "A node that dies may take unused calls with it: never more than it had
@@ -21,11 +19,7 @@ import (
 // fewer than that minus what Redis records it held and had set aside.
 func TestClusterContractDeadWorkerTakesAtMostWhatItReserved(t *testing.T) {
 	t.Parallel()
-	r := clustertest.StartRedis(t)
-	dir := t.TempDir()
-	leader := startChild(t, filepath.Join(dir, "leader.db"), "--role", "leader", "--redis", r.URL,
-		"--cluster-token", token, "--node-name", "l")
-	seedKeyedService(t, leader, newEcho(t))
+	r, dir, leader := startLeader(t)
 	const n = 1000
 	resp := leader.adminDo(t, "PATCH", "/api/apikeys/k", fmt.Sprintf(`{"dailyQuota": %d}`, n))
 	resp.Body.Close()

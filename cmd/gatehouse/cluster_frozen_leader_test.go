@@ -6,8 +6,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"gatehouse/server/cluster/clustertest"
 )
 
 // "A node sees a lost leader ... within 5 s and a returned one within
@@ -15,11 +13,7 @@ import (
 // process frozen (SIGSTOP), then continued.
 func TestClusterContractWorkerSeesAFrozenLeader(t *testing.T) {
 	t.Parallel()
-	r := clustertest.StartRedis(t)
-	dir := t.TempDir()
-	leader := startChild(t, filepath.Join(dir, "leader.db"), "--role", "leader", "--redis", r.URL,
-		"--cluster-token", token, "--node-name", "l")
-	seedKeyedService(t, leader, newEcho(t))
+	r, dir, leader := startLeader(t)
 	_, admin, _ := startWorker(t, filepath.Join(dir, "worker.db"), r.URL, leader.admin)
 	eventually(t, "the worker connected", func() bool { return healthOf(t, admin)["leader"] == "connected" })
 	// Freeze the leader just as the worker starts a long poll (the leader

@@ -93,6 +93,18 @@ func TestClusterFlags(t *testing.T) {
 }
 
 // startWorker runs a worker binary; its first lines name its listeners.
+// startLeader starts a redis-server and a leader binary on it, in a temp
+// dir, with a keyed service (seedKeyedService).
+func startLeader(t *testing.T) (*clustertest.Redis, string, *child) {
+	t.Helper()
+	r := clustertest.StartRedis(t)
+	dir := t.TempDir()
+	leader := startChild(t, filepath.Join(dir, "leader.db"), "--role", "leader", "--redis", r.URL,
+		"--cluster-token", token, "--node-name", "l")
+	seedKeyedService(t, leader, newEcho(t))
+	return r, dir, leader
+}
+
 func startWorker(t *testing.T, db, redisURL, leader string) (proxy, admin string, _ *exec.Cmd) {
 	t.Helper()
 	cmd := exec.Command(binary, "serve", "--db", db, "--proxy-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
@@ -149,11 +161,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // and counting on.
 func TestClusterLeaderKilled(t *testing.T) {
 	t.Parallel()
-	r := clustertest.StartRedis(t)
-	dir := t.TempDir()
-	leader := startChild(t, filepath.Join(dir, "leader.db"), "--role", "leader", "--redis", r.URL,
-		"--cluster-token", token, "--node-name", "l")
-	seedKeyedService(t, leader, newEcho(t))
+	r, dir, leader := startLeader(t)
 	resp := leader.adminDo(t, "PATCH", "/api/apikeys/k", `{"dailyQuota": 5}`)
 	resp.Body.Close()
 	if resp.StatusCode != 200 {

@@ -2,13 +2,7 @@
 -- ARGV: 1 node name, 2 the time in ms for tests ('' reads Redis's TIME),
 --       3 1 when the node leaves.
 -- Answers {live nodes (seen in the last 5 s), now ms}.
-local now
-if ARGV[2] ~= '' then
-  now = tonumber(ARGV[2])
-else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+local now = now_ms(ARGV[2])
 if ARGV[3] == '1' then
   redis.call('ZREM', 'gatehouse:nodes', ARGV[1])
 else

@@ -35,6 +35,11 @@ import (
 	"gatehouse/server/quota"
 )
 
+// clockLua is prepended to each script: one definition of quota time.
+//
+//go:embed clock.lua
+var clockLua string
+
 //go:embed reserve.lua
 var reserveLua string
 
@@ -45,9 +50,9 @@ var heartbeatLua string
 var throttleLua string
 
 var (
-	reserveScript   = redis.NewScript(reserveLua)
-	heartbeatScript = redis.NewScript(heartbeatLua)
-	throttleScript  = redis.NewScript(throttleLua)
+	reserveScript   = redis.NewScript(clockLua + reserveLua)
+	heartbeatScript = redis.NewScript(clockLua + heartbeatLua)
+	throttleScript  = redis.NewScript(clockLua + throttleLua)
 )
 
 // QuotaConfig configures the Redis-backed quotas of one node.

@@ -28,13 +28,7 @@
 --          day calls, month calls, budget, day budgets, month budgets,
 --          the budget the node should keep to}.
 local p = KEYS[1]
-local now
-if ARGV[17] ~= '' then
-  now = tonumber(ARGV[17])
-else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+local now = now_ms(ARGV[17])
 local gen = tonumber(redis.call('GET', p .. ':gen') or '0')
 local day = ARGV[5]
 if now < tonumber(ARGV[3]) then day = ARGV[4] end

@@ -5,13 +5,7 @@
 -- ARGV: 1 the quota (calls per second, at least 1), 2 the time in ms for
 --       tests ('' reads Redis's TIME).
 -- Answers {1 admitted or 0, ms until the next call may pass, whole calls left}.
-local now
-if ARGV[2] ~= '' then
-  now = tonumber(ARGV[2])
-else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+local now = now_ms(ARGV[2])
 local k = KEYS[1] .. ':tat'
 local e = math.ceil(1000 / tonumber(ARGV[1]))
 local burst = math.max(1000, e)
