@@ -18,13 +18,7 @@ func TestClusterFlagsContract(t *testing.T) {
 	dir := t.TempDir()
 	cert, _ := writeTLSPair(t, dir)
 	leader := []string{"--role", "leader", "--redis", "redis://127.0.0.1:6379", "--cluster-token", token}
-	for _, c := range []struct {
-		name    string
-		args    []string
-		env     func(string) string
-		wantErr string
-		check   func(t *testing.T, c config)
-	}{
+	runConfigCases(t, []configCase{
 		{name: "every cluster env name", env: env("GATEHOUSE_ROLE", "leader", "GATEHOUSE_REDIS", "unix:///run/redis.sock",
 			"GATEHOUSE_CLUSTER_TOKEN", token, "GATEHOUSE_NODE_NAME", "from-env"), check: func(t *testing.T, c config) {
 			if c.Role != "leader" || c.Cluster.Redis != "unix:///run/redis.sock" || c.Cluster.Token != token || c.Cluster.NodeName != "from-env" {
@@ -49,24 +43,7 @@ func TestClusterFlagsContract(t *testing.T) {
 		{name: "leader port out of range", args: []string{"--role", "worker", "--redis", "redis://127.0.0.1:6379", "--cluster-token", token,
 			"--leader", "http://127.0.0.1:70000"}, env: env(), wantErr: "--leader"},
 		{name: "token of 31 characters", args: []string{"--role", "leader", "--redis", "redis://127.0.0.1:6379", "--cluster-token", token[:31]}, env: env(), wantErr: "at least 32 characters"},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			cfg, err := parseConfig(c.args, c.env)
-			if c.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
-					t.Fatalf("err = %v, want one containing %q", err, c.wantErr)
-				}
-				if _, ok := err.(usageError); !ok {
-					t.Errorf("err is %T, want usageError (exit 2)", err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			c.check(t, cfg)
-		})
-	}
+	})
 
 	// The binary: exit 2, one line naming the flag, and no database created.
 	for _, args := range [][]string{

@@ -31,13 +31,7 @@ func TestClusterFlags(t *testing.T) {
 	leader := []string{"--role", "leader", "--redis", redis, "--cluster-token", token}
 	worker := []string{"--role", "worker", "--redis", "unix:///run/redis.sock", "--cluster-token", token, "--leader", "http://127.0.0.1:9000"}
 	with := func(base []string, more ...string) []string { return append(append([]string{}, base...), more...) }
-	for _, c := range []struct {
-		name    string
-		args    []string
-		env     func(string) string
-		wantErr string
-		check   func(t *testing.T, c config)
-	}{
+	runConfigCases(t, []configCase{
 		{name: "standalone by default", env: env(), check: func(t *testing.T, c config) {
 			if c.Role != "standalone" || c.Cluster.Redis != "" {
 				t.Errorf("%+v", c)
@@ -72,7 +66,23 @@ func TestClusterFlags(t *testing.T) {
 		{name: "leader ca missing", args: with(worker, "--leader-ca", filepath.Join(dir, "none.pem")), env: env(), wantErr: "--leader-ca"},
 		{name: "leader ca not PEM", args: with(worker, "--leader-ca", notPEM), env: env(), wantErr: "--leader-ca"},
 		{name: "demo on a worker", args: with(worker, "--demo"), env: env(), wantErr: "--demo"},
-	} {
+	})
+}
+
+// startWorker runs a worker binary; its first lines name its listeners.
+// configCase is a command line and environment, and either the error
+// parseConfig must answer (a usage error, exit 2) or a check of its config.
+type configCase struct {
+	name    string
+	args    []string
+	env     func(string) string
+	wantErr string
+	check   func(t *testing.T, c config)
+}
+
+func runConfigCases(t *testing.T, cases []configCase) {
+	t.Helper()
+	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			cfg, err := parseConfig(c.args, c.env)
 			if c.wantErr != "" {
@@ -92,7 +102,6 @@ func TestClusterFlags(t *testing.T) {
 	}
 }
 
-// startWorker runs a worker binary; its first lines name its listeners.
 // startLeader starts a redis-server and a leader binary on it, in a temp
 // dir, with a keyed service (seedKeyedService).
 func startLeader(t *testing.T) (*clustertest.Redis, string, *child) {
