@@ -50,13 +50,9 @@ func encodeKey(k *gatehouse.APIKey, box *secretBox) (keyRow, error) {
 	if err != nil {
 		return keyRow{}, fmt.Errorf("encode tags: %w", err)
 	}
-	var until any
-	if k.ValidUntil != nil {
-		until = *k.ValidUntil
-	}
 	return keyRow{
 		args: []any{secret, k.ClientName, k.Description, k.Enabled, k.AllowClientIDOnly, k.ReadOnly,
-			k.ThrottlingQuota, k.DailyQuota, k.MonthlyQuota, until, string(ents), string(meta), string(tags),
+			k.ThrottlingQuota, k.DailyQuota, k.MonthlyQuota, intArg(k.ValidUntil), string(ents), string(meta), string(tags),
 			k.Rotation.Enabled, k.Rotation.RotationEvery, k.Rotation.GracePeriod},
 		entities: k.AuthorizedEntities,
 	}, nil
@@ -350,9 +346,7 @@ func scanKey(r rowScanner, box *secretBox) (gatehouse.APIKey, error) {
 		&prev, &prevUntil); err != nil {
 		return k, err
 	}
-	if until.Valid {
-		k.ValidUntil = &until.Int64
-	}
+	k.ValidUntil = nullInt(until)
 	if prev.Valid && prevUntil.Valid {
 		k.PreviousSecret, k.PreviousSecretValidUntil = prev.String, &prevUntil.Int64
 	}

@@ -113,15 +113,6 @@ func AuthKeys() func(k *ReplicaKey) (gatehouse.APIKey, error) {
 	}
 }
 
-// APIKeyCount counts the keys.
-func (v *View) APIKeyCount(ctx context.Context) (int, error) {
-	var n int
-	if err := v.q.QueryRowContext(ctx, "SELECT count(*) FROM apikeys").Scan(&n); err != nil {
-		return 0, fmt.Errorf("count apikeys: %w", err)
-	}
-	return n, nil
-}
-
 func nullInt(v sql.NullInt64) *int64 {
 	if !v.Valid {
 		return nil
@@ -379,7 +370,7 @@ type replicaWriter struct {
 }
 
 // keyRowArgs is the values of one apikeys row: client_id, seq and replicaKeyCols.
-var keyRowArgs = strings.Count(replicaKeyCols, ",") + 3
+var keyRowArgs = len(keyRowCols)
 
 // keyPlaceholders is the VALUES of one apikeys row.
 func keyPlaceholders() string {

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"fmt"
 
 	"gatehouse"
 )
@@ -50,4 +51,13 @@ func (v *View) ScanPreviousSecrets(ctx context.Context, nowMs int64, fn func(cli
 // Read runs fn with a View of one consistent snapshot of the committed state.
 func (s *Store) Read(ctx context.Context, fn func(v *View) error) error {
 	return s.read(ctx, func(tx *sql.Tx) error { return fn(&View{q: tx, box: s.box()}) })
+}
+
+// APIKeyCount counts the keys.
+func (v *View) APIKeyCount(ctx context.Context) (int, error) {
+	var n int
+	if err := v.q.QueryRowContext(ctx, "SELECT count(*) FROM apikeys").Scan(&n); err != nil {
+		return 0, fmt.Errorf("count apikeys: %w", err)
+	}
+	return n, nil
 }

@@ -279,7 +279,7 @@ func writeJSONError(w http.ResponseWriter, status int, msg string) {
 	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
 }
 
-// waitCtx waits on ch or ctx.
+// waitCtx waits d, or less when ctx is done first (then false).
 func waitCtx(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
